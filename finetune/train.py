@@ -32,6 +32,7 @@ import optax
 from flax import nnx
 
 from finetune.config import FinetuneConfig
+from finetune.head_loss import head_weighted_loss
 
 
 def resolve_optimizer(cfg: FinetuneConfig, kind: str) -> tuple[str, str]:
@@ -95,20 +96,39 @@ def weighted_loss(logits: jax.Array, targets: jax.Array, weights: jax.Array, z_l
     return obj, {"loss": ce, "z_loss": zl, "target_tokens": weights.sum()}
 
 
-def forward(model: nnx.Module, batch: dict[str, jax.Array], kind: str, dropout_rng: jax.Array | None = None) -> jax.Array:
-    """Logits for a packed batch, with the model call the models half defines.
+def _model_inputs(batch: dict[str, jax.Array], kind: str, dropout_rng: jax.Array | None) -> tuple[tuple, dict]:
+    """(positional, keyword) arguments of the model call (and ``hidden_states``) for a packed batch.
 
     With ``dropout_rng`` the model runs with dropout (its config's rates) keyed by it."""
-    extra = {} if dropout_rng is None else {"deterministic": False, "dropout_rng": dropout_rng}
+    extra = {"deterministic": True} if dropout_rng is None else {"deterministic": False, "dropout_rng": dropout_rng}
     if kind == "t5":
-        return model(
-            batch["encoder_input_ids"], batch["decoder_input_ids"],
+        return (batch["encoder_input_ids"], batch["decoder_input_ids"]), dict(
             encoder_segment_ids=batch["encoder_segment_ids"], decoder_segment_ids=batch["decoder_segment_ids"],
-            encoder_positions=batch["encoder_positions"], decoder_positions=batch["decoder_positions"], **extra,
-        )
-    if dropout_rng is None:
-        extra = {"deterministic": True}
-    return model(batch["input_ids"], positions=batch["positions"], segment_ids=batch["segment_ids"], **extra)
+            encoder_positions=batch["encoder_positions"], decoder_positions=batch["decoder_positions"], **extra)
+    return (batch["input_ids"],), dict(positions=batch["positions"], segment_ids=batch["segment_ids"], **extra)
+
+
+def forward(model: nnx.Module, batch: dict[str, jax.Array], kind: str, dropout_rng: jax.Array | None = None) -> jax.Array:
+    """Logits for a packed batch, with the model call the models half defines."""
+    args, kwargs = _model_inputs(batch, kind, dropout_rng)
+    return model(*args, **kwargs)
+
+
+def batch_loss(model: nnx.Module, batch: dict[str, jax.Array], kind: str, z_loss: float,
+               dropout_rng: jax.Array | None = None) -> tuple[jax.Array, dict]:
+    """The training objective of one packed batch, and its metrics.
+
+    Models that expose their LM head (``hidden_states`` + ``head_operands``: every family in
+    :mod:`finetune.models`) go through :func:`finetune.head_loss.head_weighted_loss`, which
+    never differentiates through a ``[tokens, vocab]`` logits tensor; any other NNX module with
+    the call contract goes through logits and :func:`weighted_loss`. Both compute the same
+    numbers (tested)."""
+    if hasattr(model, "head_operands"):
+        args, kwargs = _model_inputs(batch, kind, dropout_rng)
+        x, table = model.head_operands(model.hidden_states(*args, **kwargs))
+        return head_weighted_loss(x, table, batch["targets"], batch["weights"], z_loss)
+    logits = forward(model, batch, kind, dropout_rng)
+    return weighted_loss(logits, batch["targets"], batch["weights"], z_loss)
 
 
 def _cast_floats(tree: Any, dtype: Any) -> Any:
@@ -151,8 +171,7 @@ class Trainer:
         rng = None
         if self.dropout_seed is not None and step is not None:
             rng = jax.random.fold_in(jax.random.key(self.dropout_seed), step)
-        logits = forward(model, batch, self.kind, rng)
-        return weighted_loss(logits, batch["targets"], batch["weights"], self.z_loss)
+        return batch_loss(model, batch, self.kind, self.z_loss, rng)
 
     def _train_step(self, params: Any, opt_state: Any, batch: dict[str, jax.Array], step: jax.Array):
         (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(params, batch, step)

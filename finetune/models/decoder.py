@@ -114,6 +114,12 @@ class Decoder(nnx.Module):
             x = run(block, x, cos, sin, mask, rng, deterministic)
         return self.norm(x, dt)
 
+    def head_operands(self, h):
+        """(head input, table [V, D]), both in the compute dtype: logits are ``input @ table.T``."""
+        dt = jnp.dtype(self.cfg.dtype)
+        head = self.embed_tokens if self.lm_head is None else self.lm_head
+        return h.astype(dt), head.table(dt)
+
     def logits_from_hidden(self, h):
         """LM head: [.., D] -> float32 logits [.., V]."""
         head = self.embed_tokens if self.lm_head is None else self.lm_head

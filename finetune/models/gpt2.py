@@ -107,6 +107,12 @@ class GPT2(nnx.Module):
             x = run(block, x, mask, rng, deterministic)
         return self.ln_f(x, dt)
 
+    def head_operands(self, h):
+        """(head input, table [V, D]), both in the compute dtype: logits are ``input @ table.T``."""
+        dt = jnp.dtype(self.cfg.dtype)
+        head = self.wte if self.lm_head is None else self.lm_head
+        return h.astype(dt), head.table(dt)
+
     def logits_from_hidden(self, h):
         head = self.wte if self.lm_head is None else self.lm_head
         return head.attend(h, jnp.dtype(self.cfg.dtype))

@@ -40,6 +40,48 @@ def normal_init(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> jax.Array
     return std * jax.random.normal(rngs.params(), shape, jnp.float32)
 
 
+@jax.custom_vjp
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x @ w`` for activations ``x [..., in]`` and a weight ``w [in, out]``.
+
+    The backward pass is written out because of what autodiff gives for a batched ``x``: the
+    weight gradient as one dot contracting two dimensions (batch and time) with a transposed
+    operand, which XLA's CPU backend runs through a generic path at about half the speed of a
+    plain matmul (``bench/finetune.py``). Flattening the leading dimensions and materialising
+    ``x^T`` (:func:`transposed_for_dot`) makes it the ``[in, N] x [N, out]`` matmul every
+    backend runs well. Same numbers as autodiff (tested in ``tests/test_finetune_models.py``)."""
+    return jnp.dot(x, w)
+
+
+def _matmul_fwd(x, w):
+    return jnp.dot(x, w), (x, w)
+
+
+def _matmul_bwd(residuals, dy):
+    x, w = residuals
+    acc = acc_dtype(x.dtype)
+    dx = jnp.einsum("...o,io->...i", dy, w, preferred_element_type=acc).astype(x.dtype)
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    dw = jnp.dot(transposed_for_dot(x2), dy2, preferred_element_type=acc).astype(w.dtype)
+    return dx, dw
+
+
+def transposed_for_dot(a: jax.Array) -> jax.Array:
+    """``a.T`` as an operand of a following matmul, materialised on CPU.
+
+    XLA folds a transpose into the dot that consumes it; on CPU the folded dot (contracting
+    the leading dimension of both operands) runs through a generic path at about half the speed
+    of the plain ``[M, K] x [K, N]`` matmul, while writing the transposed copy costs only
+    ``a.size`` floats. ``optimization_barrier`` keeps the copy. Other backends handle transposed
+    operands natively, so there it is a plain transpose."""
+    if jax.default_backend() == "cpu":
+        return jax.lax.optimization_barrier(a.T)
+    return a.T
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
 class Dense(nnx.Module):
     """``y = x @ kernel + bias`` with a float32 ``[in, out]`` kernel and compute-dtype matmul."""
 
@@ -49,7 +91,7 @@ class Dense(nnx.Module):
         self.bias = param(jnp.zeros((dout,), jnp.float32), (axes[1],)) if use_bias else None
 
     def __call__(self, x: jax.Array, dtype) -> jax.Array:
-        y = jnp.dot(x.astype(dtype), self.kernel[...].astype(dtype))
+        y = matmul(x.astype(dtype), self.kernel[...].astype(dtype))
         if self.bias is not None:
             y = y + self.bias[...].astype(dtype)
         return y
@@ -64,9 +106,13 @@ class Embed(nnx.Module):
     def __call__(self, ids: jax.Array, dtype) -> jax.Array:
         return jnp.take(self.embedding[...], ids, axis=0).astype(dtype)
 
+    def table(self, dtype) -> jax.Array:
+        """The ``[num, features]`` table in ``dtype`` (the LM head's weight, for a fused loss)."""
+        return self.embedding[...].astype(dtype)
+
     def attend(self, x: jax.Array, dtype) -> jax.Array:
         """Logits ``x @ embedding.T`` accumulated and returned in float32."""
-        return jnp.einsum("...d,vd->...v", x.astype(dtype), self.embedding[...].astype(dtype),
+        return jnp.einsum("...d,vd->...v", x.astype(dtype), self.table(dtype),
                           preferred_element_type=acc_dtype(dtype))
 
 

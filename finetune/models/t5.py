@@ -32,6 +32,7 @@ from finetune.models.layers import (
     Dense,
     Embed,
     RMSNorm,
+    acc_dtype,
     activation,
     attention_mask,
     default_positions,
@@ -239,23 +240,39 @@ class T5(nnx.Module):
             x = run(block, x, encoder_output, self_mask, bias, cross_mask, rng, deterministic)
         return self.decoder.final_norm(x, dt)
 
-    def logits_from_hidden(self, h):
+    def head_operands(self, h):
+        """(head input, table [V, D]), both in the compute dtype: logits are ``input @ table.T``.
+
+        The tied head of original T5 scales the decoder output by ``d_model ** -0.5`` first."""
         dt = jnp.dtype(self.cfg.dtype)
         if self.cfg.scale_decoder_outputs:
             h = h * (self.cfg.d_model ** -0.5)
         head = self.shared if self.lm_head is None else self.lm_head
-        return head.attend(h, dt)
+        return h.astype(dt), head.table(dt)
 
-    def __call__(self, encoder_input_ids, decoder_input_ids, *, encoder_segment_ids=None,
-                 decoder_segment_ids=None, encoder_positions=None, decoder_positions=None,
-                 deterministic=True, dropout_rng=None):
+    def logits_from_hidden(self, h):
+        x, table = self.head_operands(h)
+        return jnp.einsum("...d,vd->...v", x, table, preferred_element_type=acc_dtype(x.dtype))
+
+    def hidden_states(self, encoder_input_ids, decoder_input_ids, *, encoder_segment_ids=None,
+                      decoder_segment_ids=None, encoder_positions=None, decoder_positions=None,
+                      deterministic=True, dropout_rng=None):
+        """Decoder final-normed hidden states [B, T_dec, D] (encode, then decode); same arguments
+        as ``__call__``."""
         enc_rng = dec_rng = None
         if dropout_rng is not None:
             enc_rng, dec_rng = jax.random.split(dropout_rng)
         enc = self.encode(encoder_input_ids, encoder_segment_ids=encoder_segment_ids,
                           encoder_positions=encoder_positions, deterministic=deterministic,
                           dropout_rng=enc_rng)
-        h = self.decode_hidden(enc, decoder_input_ids, encoder_segment_ids=encoder_segment_ids,
-                               decoder_segment_ids=decoder_segment_ids, decoder_positions=decoder_positions,
-                               deterministic=deterministic, dropout_rng=dec_rng)
-        return self.logits_from_hidden(h)
+        return self.decode_hidden(enc, decoder_input_ids, encoder_segment_ids=encoder_segment_ids,
+                                  decoder_segment_ids=decoder_segment_ids, decoder_positions=decoder_positions,
+                                  deterministic=deterministic, dropout_rng=dec_rng)
+
+    def __call__(self, encoder_input_ids, decoder_input_ids, *, encoder_segment_ids=None,
+                 decoder_segment_ids=None, encoder_positions=None, decoder_positions=None,
+                 deterministic=True, dropout_rng=None):
+        return self.logits_from_hidden(self.hidden_states(
+            encoder_input_ids, decoder_input_ids, encoder_segment_ids=encoder_segment_ids,
+            decoder_segment_ids=decoder_segment_ids, encoder_positions=encoder_positions,
+            decoder_positions=decoder_positions, deterministic=deterministic, dropout_rng=dropout_rng))
