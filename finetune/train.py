@@ -57,12 +57,33 @@ def lr_schedule(cfg: FinetuneConfig, kind: str, total_steps: int) -> optax.Sched
     )
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """Scale all gradients by ``min(1, max_norm / ||g||)`` (global L2 norm over the tree).
+
+    The same rule as ``optax.clip_by_global_norm``, which divides every element by the norm;
+    here one scalar factor multiplies each element, which XLA folds into the optimizer's own
+    elementwise pass. The per-element division made XLA:CPU write a clipped copy of every
+    gradient first (one more pass over all parameters: 4% of a SmolLM2-135M step)."""
+
+    def init(params: Any) -> optax.EmptyState:
+        del params
+        return optax.EmptyState()
+
+    def update(updates: Any, state: optax.EmptyState, params: Any = None) -> tuple[Any, optax.EmptyState]:
+        del params
+        norm = optax.tree.norm(updates)
+        scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(cfg: FinetuneConfig, kind: str, total_steps: int) -> optax.GradientTransformation:
     opt, _ = resolve_optimizer(cfg, kind)
     sched = lr_schedule(cfg, kind, total_steps)
     parts: list[optax.GradientTransformation] = []
     if cfg.grad_clip:
-        parts.append(optax.clip_by_global_norm(cfg.grad_clip))
+        parts.append(clip_by_global_norm(cfg.grad_clip))
     if opt == "adamw":
         parts.append(optax.adamw(sched, b1=cfg.b1, b2=cfg.b2, eps=1e-8, weight_decay=cfg.weight_decay))
     else:

@@ -14,6 +14,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from rai_audit.errors import UserError  # noqa: E402
@@ -23,7 +24,13 @@ from finetune.formats import Formatted  # noqa: E402
 from finetune.packing import pack_decoder  # noqa: E402
 from finetune.run import train_loop  # noqa: E402
 from finetune.sharding import weight_spec  # noqa: E402
-from finetune.train import lr_schedule, make_optimizer, resolve_optimizer, weighted_loss  # noqa: E402
+from finetune.train import (  # noqa: E402
+    clip_by_global_norm,
+    lr_schedule,
+    make_optimizer,
+    resolve_optimizer,
+    weighted_loss,
+)
 from tests.finetune_fixtures import CharTokenizer, TinyDecoder, enable_compile_cache  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +88,21 @@ def test_optimizer_recipes(tmp_path):
     t5 = lr_schedule(_cfg(tmp_path, steps=100, warmup_steps=0, lr=1e-3), "t5", 100)
     assert float(t5(0)) == float(t5(99)) == pytest.approx(1e-3)
     make_optimizer(cfg, "t5", 100).init({"w": jnp.ones((4, 4))})  # adafactor builds
+
+
+def test_clip_by_global_norm_hand_example_and_optax_equivalence():
+    grads = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([[4.0]])}  # global norm 5
+    clipped, _ = clip_by_global_norm(1.0).update(grads, clip_by_global_norm(1.0).init(grads))
+    np.testing.assert_allclose(clipped["a"], [0.6, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped["b"], [[0.8]], rtol=1e-6)
+    kept, _ = clip_by_global_norm(10.0).update(grads, optax.EmptyState())
+    np.testing.assert_array_equal(kept["a"], grads["a"])  # under the threshold: untouched
+    rng = np.random.default_rng(0)
+    tree = {"w": jnp.asarray(rng.normal(size=(5, 3)), jnp.float32), "v": jnp.asarray(rng.normal(size=7), jnp.float32)}
+    ours, _ = clip_by_global_norm(0.5).update(tree, optax.EmptyState())
+    ref, _ = optax.clip_by_global_norm(0.5).update(tree, optax.EmptyState())
+    for k in tree:
+        np.testing.assert_allclose(ours[k], ref[k], rtol=1e-6)
 
 
 def test_weight_spec_shards_largest_divisible_dim():
