@@ -4,7 +4,8 @@ Same model (a Llama-style decoder built from one HF config dict: ours through
 ``finetune.models.from_hf_config``, the baseline as ``transformers.LlamaForCausalLM``), same
 batch and sequence length, same optimiser (AdamW + global-norm clipping at 1.0), same random
 token batches, both in this process on this machine, alternating rounds; we report the median
-round, and the median of the per-round ratios. Compilation (ours) and the first steps (both) are warm-up and not timed.
+round, and the median of the per-round ratios. Compilation (ours) and the first steps (both) are
+warm-up and not timed.
 
 PyTorch runs twice: with its default intra-op threads (all cores) and with one thread. On a
 small, shared CPU the one-thread run is often several times faster (its OpenMP workers stall
@@ -12,7 +13,7 @@ when the cores are oversubscribed), so the ratio that counts is against the *bes
 Tokens per CPU-second are printed beside tokens per wall-second for the same reason.
 
     python bench/finetune.py                          # CPU default: small model
-    python bench/finetune.py --preset smollm2-135m --dtype bfloat16 --batch 16 --seq 2048 --mfu
+    python bench/finetune.py --device gpu --preset smollm2-135m --dtype bfloat16 --batch 16 --seq 2048 --mfu
                                                       # on a GPU: also model FLOPs utilisation
 
 MFU uses the PaLM (Chowdhery et al. 2022, App. B) count: 6 N + 12 L T d FLOPs per token
@@ -146,8 +147,8 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS))
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--attention", default="einsum", choices=["einsum", "dot_product_attention"])

@@ -402,6 +402,11 @@ def run_finetune(
         cfg = cfg.model_copy(update={"output_dir": str(Path(output_dir).resolve())})
     out = cfg.output_path
     cfg.mixture_spec()  # fail on a bad mixture before loading any model
+    from finetune.sharding import maybe_initialize_distributed
+
+    # before anything touches a JAX device: multi-host runs must initialise the runtime first,
+    # and only process 0 logs to the results store (one finetune run, not one per host)
+    maybe_initialize_distributed()
 
     base = load_base(cfg)
     kind = base["kind"]
@@ -410,7 +415,7 @@ def run_finetune(
     fingerprint = data_fingerprint(cfg, packed, cfg.steps, base["info"].get("model_id"))
     out.mkdir(parents=True, exist_ok=True)
 
-    log = _StoreLog(store)
+    log = _StoreLog(store if _is_primary_host() else None)
     log.start(cfg, base["info"], mixture, fingerprint, resume)
     try:
         loop = train_loop(

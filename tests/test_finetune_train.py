@@ -276,6 +276,20 @@ def test_end_to_end_decoder_export_resume_and_store(tiny_models, tmp_path):
     assert sha256_file(again.export_dir / "model.safetensors") == sha256_file(full.export_dir / "model.safetensors")
 
 
+def test_only_process_zero_logs_and_writes_the_manifest(tiny_models, tmp_path, monkeypatch):
+    """On a multi-host job every process runs run_finetune; the others must leave no second
+    finetune run in the store and no manifest of their own."""
+    import finetune.run as ft_run
+
+    monkeypatch.setattr(ft_run, "_is_primary_host", lambda: False)
+    store = _RecordingStore()
+    res = ft_run.run_finetune(_run_cfg(tiny_models / "llama", tmp_path / "other", steps=2), store=store,
+                              progress=False)
+    assert res.steps == 2 and len(res.losses) == 2
+    assert store.runs == [] and store.metrics == [] and store.events == []
+    assert not res.manifest_path.exists()
+
+
 def test_end_to_end_t5_adafactor(tiny_models, tmp_path):
     import transformers
 
