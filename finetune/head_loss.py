@@ -16,8 +16,9 @@ the largest of the whole step. The gradient has a closed form,
 
 so the backward pass here recomputes the logits (one matmul, cheaper than keeping ``N x V``
 floats), forms that gradient once, and writes ``d x = g W`` and ``d W^T = x^T g`` in the layout
-the CPU matmul produces fastest. Measured by ``bench/finetune.py`` (see the README); equality
-with autodiff is tested to float64 precision in ``tests/test_finetune_train.py``.
+the CPU matmul produces fastest. Measured by ``bench/finetune.py`` (docs/scaling.md); a hand
+example and equality with autodiff on every model family are in
+``tests/test_finetune_head_loss.py``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ Loss, on packed rows, averaged over target tokens of the whole (global) batch:
     CE = - sum_t w_t * log softmax(logits_t)[y_t] / sum_t w_t
 
 ``w_t`` is 1 on target tokens only (see :mod:`finetune.packing`). The sum is over the global
-batch, so any data/fsdp split of the batch computes the same number.
+batch, so any data/fsdp split of the batch computes the same number. For the models of
+:mod:`finetune.models` it is computed from the final hidden states by
+:mod:`finetune.head_loss` (same numbers, a hand-written backward pass that is cheaper than
+differentiating through the logits); other modules go through :func:`weighted_loss`.
 
 The step is functional: parameters are split off the NNX module (``nnx.split``), the
 (params, optimizer state) pair is the train state, and ``jax.jit`` compiles one step with the

@@ -16,8 +16,10 @@ Decoders (``cfg.family in ("llama", "gpt2")``)::
   padding. Attention is causal AND restricted to equal segment ids, so a packed row computes
   exactly what separate unpacked rows would. Both default to "one example per row, no padding".
 - returns float32 logits ``[B, T, V]``.
-- ``model.hidden_states(...)`` (same arguments) returns the final-normed ``[B, T, D]`` and
-  ``model.logits_from_hidden(h)`` applies the LM head, for a chunked/fused loss.
+- ``model.hidden_states(...)`` (same arguments) returns the final-normed ``[B, T, D]``,
+  ``model.logits_from_hidden(h)`` applies the LM head, and ``model.head_operands(h)`` returns
+  ``(x, table)`` with logits ``= x @ table.T``: the trainer's fused loss
+  (:mod:`finetune.head_loss`) uses these two and never builds differentiable logits.
 
 T5 (``cfg.family == "t5"``)::
 
@@ -31,7 +33,8 @@ T5 (``cfg.family == "t5"``)::
 - ``decoder_input_ids`` are the targets shifted right inside each segment, starting with
   ``cfg.decoder_start_token_id`` (the training code builds them).
 - returns float32 logits ``[B, T_dec, V]``. Also ``model.encode(...)``,
-  ``model.decode_hidden(...)`` and ``model.logits_from_hidden(h)``.
+  ``model.decode_hidden(...)``, ``model.hidden_states(...)`` (same arguments as the call: the
+  decoder's final hidden states), ``model.logits_from_hidden(h)`` and ``model.head_operands(h)``.
 
 Dropout: with ``deterministic=False`` and a config dropout rate > 0, each residual branch is
 dropped with a key derived from ``dropout_rng`` (a ``jax.random`` key; no RNG state lives in

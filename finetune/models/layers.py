@@ -40,6 +40,19 @@ def normal_init(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> jax.Array
     return std * jax.random.normal(rngs.params(), shape, jnp.float32)
 
 
+def transposed_for_dot(a: jax.Array) -> jax.Array:
+    """``a.T`` as an operand of a following matmul, materialised on CPU.
+
+    XLA folds a transpose into the dot that consumes it; on CPU the folded dot (contracting
+    the leading dimension of both operands) runs through a generic path at about half the speed
+    of the plain ``[M, K] x [K, N]`` matmul, while writing the transposed copy costs only
+    ``a.size`` floats. ``optimization_barrier`` keeps the copy. Other backends handle transposed
+    operands natively, so there it is a plain transpose."""
+    if jax.default_backend() == "cpu":
+        return jax.lax.optimization_barrier(a.T)
+    return a.T
+
+
 @jax.custom_vjp
 def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
     """``x @ w`` for activations ``x [..., in]`` and a weight ``w [in, out]``.
@@ -49,7 +62,7 @@ def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
     operand, which XLA's CPU backend runs through a generic path at about half the speed of a
     plain matmul (``bench/finetune.py``). Flattening the leading dimensions and materialising
     ``x^T`` (:func:`transposed_for_dot`) makes it the ``[in, N] x [N, out]`` matmul every
-    backend runs well. Same numbers as autodiff (tested in ``tests/test_finetune_models.py``)."""
+    backend runs well. Same numbers as autodiff (``tests/test_finetune_head_loss.py``)."""
     return jnp.dot(x, w)
 
 
@@ -64,19 +77,6 @@ def _matmul_bwd(residuals, dy):
     x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
     dw = jnp.dot(transposed_for_dot(x2), dy2, preferred_element_type=acc).astype(w.dtype)
     return dx, dw
-
-
-def transposed_for_dot(a: jax.Array) -> jax.Array:
-    """``a.T`` as an operand of a following matmul, materialised on CPU.
-
-    XLA folds a transpose into the dot that consumes it; on CPU the folded dot (contracting
-    the leading dimension of both operands) runs through a generic path at about half the speed
-    of the plain ``[M, K] x [K, N]`` matmul, while writing the transposed copy costs only
-    ``a.size`` floats. ``optimization_barrier`` keeps the copy. Other backends handle transposed
-    operands natively, so there it is a plain transpose."""
-    if jax.default_backend() == "cpu":
-        return jax.lax.optimization_barrier(a.T)
-    return a.T
 
 
 matmul.defvjp(_matmul_fwd, _matmul_bwd)
