@@ -10,11 +10,12 @@ alone; every failing text gets a :class:`ScoreFailure` and an error row in the s
 other texts keep their real scores. A failure is never a score of 0 (DESIGN.md). A score that
 is not a finite probability in [0, 1] is treated as a failure too.
 
-Error rows are a log, not an answer: when the store returns an error row for a key, the text is
-scored again (the failure may have been transient: out of memory, a device hiccup), and the new
-outcome is written as a new row. A store that keeps the first row per key ("insert or ignore")
-still gives correct results; it just cannot cache a later success of a once-failed text. The
-store should therefore answer ``get_scores`` with a success row in preference to an error row.
+Error rows are a log, not an answer. They are written under their own key
+(:func:`error_key`, a hash of the success key), so the store, which keeps the first row per key,
+never lets a failure occupy the slot of the text's score: the text is scored again on the next
+call (the failure may have been transient: out of memory, a device hiccup), and the first
+success is cached. An error row found under the success key itself (written by an older
+version) is likewise not an answer.
 
 Counters (cumulative over calls, per input position unless said otherwise): ``hits`` (answered
 by a stored success row), ``misses`` (not answered by the store), ``computed`` (distinct texts
@@ -49,6 +50,11 @@ class ScoreStore(Protocol):
 def score_key(scorer_id: str, text: str) -> str:
     """Cache key of ``text`` under a scorer: sha256 of scorer_id followed by the text."""
     return hashlib.sha256((scorer_id + text).encode("utf-8")).hexdigest()
+
+
+def error_key(key: str) -> str:
+    """Store key of the error log row for the text whose score lives under ``key``."""
+    return hashlib.sha256(f"error:{key}".encode()).hexdigest()
 
 
 def _validate(result: object, n: int) -> list[TextScore]:
@@ -113,7 +119,7 @@ class CachedScorer:
             answers[k] = o
             ok = isinstance(o, TextScore)
             rows.append({
-                "key": k,
+                "key": k if ok else error_key(k),
                 "scorer_id": sid,
                 "text_sha256": sha256_text(t),
                 "scores": dict(o.scores) if ok else None,

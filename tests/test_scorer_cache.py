@@ -1,8 +1,8 @@
 """CachedScorer: store-backed score cache, dedup, failure isolation, retry of error rows.
 
-The real store is implemented elsewhere; an in-memory fake with the spec's get_scores /
-add_scores contract (append-only rows; a success row answers in preference to an error row)
-stands in for it.
+An in-memory fake with the spec's get_scores / add_scores contract (append-only rows; a success
+row answers in preference to an error row) stands in for the store; the last test runs the real
+store, which keeps the first row per key.
 """
 
 from __future__ import annotations
@@ -155,3 +155,27 @@ def test_with_a_real_scorer():
     b = cached.score(["hello there", "fuck off"])
     assert a[0] == b[1] and a[1] == b[0] and cached.hits == 2
     assert a[0].scores["offensive"] > a[1].scores["offensive"]
+
+
+def test_real_store_caches_the_first_success_after_a_failure(db_url):
+    """The store keeps the first row per key; the failure's row must not take the score's slot,
+    so a text that failed once is cached as soon as it succeeds (SQLite and PostgreSQL)."""
+    from rai_audit.scorer_cache import error_key
+    from rai_audit.store import Store
+
+    store, scorer = Store.open(db_url), ToyScorer()
+    try:
+        cached = CachedScorer(scorer, store)
+        assert isinstance(cached.score(["BOOM x"])[0], ScoreFailure)
+        key = score_key(cached.scorer_id, "BOOM x")
+        assert store.get_scores([key]) == {}  # nothing under the score's key
+        logged = store.get_scores([error_key(key)])[error_key(key)]
+        assert logged["scores"] is None and "exploded" in logged["error"]
+        scorer.broken = False
+        ok = cached.score(["BOOM x"])[0]
+        assert isinstance(ok, TextScore)
+        scorer.scored.clear()
+        assert cached.score(["BOOM x"])[0] == ok and scorer.scored == []  # answered by the store
+        assert cached.hits == 1 and cached.computed == 2
+    finally:
+        store.close()
