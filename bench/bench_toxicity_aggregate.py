@@ -7,7 +7,7 @@ once and answers a resample with weighted sums. Both run side by side on the sam
 records and the same resamples; the script checks they agree and prints both times and the
 ratio. A second line compares ``probes.toxicity_metrics.roc_auc`` with scikit-learn's.
 
-    PYTHONPATH=. python bench/bench_toxicity_aggregate.py [n_records] [n_boot]
+    python bench/bench_toxicity_aggregate.py [n_records] [n_boot]
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from probes.bold import BOLD
-from probes.toxicity_metrics import roc_auc
+# the repo root first: bench/ holds a probes.py that would otherwise shadow the probes package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from probes.bold import BOLD  # noqa: E402
+from probes.toxicity_metrics import roc_auc  # noqa: E402
 
 
 def synthetic_records(n: int, k: int = 25, seed: int = 0) -> list[dict]:
