@@ -10,11 +10,12 @@ lookup per record plus weighted sums.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from probes import toxicity_metrics as tm
+from probes.record_memo import LabelsOf, RecordMemo
 
 NAN = float("nan")
 
@@ -60,28 +61,19 @@ def metrics_from_sums(S: np.ndarray, prefix: str = "") -> dict[str, tuple[float,
     }
 
 
-class RecordTable:
+class RecordTable(RecordMemo):
     """Per-record sums and subgroup memberships of every record seen, memoised by identity.
 
-    The runner's bootstrap calls ``aggregate`` ~1000 times on resamples that reuse the same
-    record dicts. Every generation metric is a ratio of sums over prompts (see
-    :func:`metrics_from_sums`), so a resample is fully described by how many times it draws each
-    record: the table reads each record's fields once into a matrix ``V`` (records x sums) and a
-    sparse label membership (pairs of label, record); a call then costs one dictionary lookup per
-    record, ``w @ V`` and one weighted ``bincount`` per sum column for its multiplicities ``w``.
-    Records are treated as immutable once aggregated (the runner never edits them); the table
-    keeps a reference to each so ids stay unique.
+    Every generation metric is a ratio of sums over prompts (see :func:`metrics_from_sums`), so
+    a bootstrap resample is fully described by how many times it draws each record: the table
+    holds each record's sums as a row of ``V`` (records x sums) plus a sparse label membership
+    (pairs of label, record); a call then costs the lookups of :meth:`RecordMemo.index`,
+    ``w @ V`` and one weighted ``bincount`` per sum column for its multiplicities ``w``.
     """
 
-    MAX_RECORDS = 2_000_000
-
-    def __init__(self, labels_of: Callable[[dict[str, Any]], Iterable[str]], extra: Sequence[str] = ()):
-        self.labels_of = labels_of
+    def __init__(self, labels_of: LabelsOf, extra: Sequence[str] = ()):
+        super().__init__(labels_of)
         self.extra = tuple(extra)
-        self._pos: dict[int, int] = {}
-        self._records: list[dict[str, Any]] = []
-        self._built = 0
-        self.valid = np.zeros(0, dtype=bool)
         self.V = np.zeros((0, len(SUM_COLUMNS)))
         self.attr: dict[str, np.ndarray] = {}
         self.labels: list[str] = []
@@ -89,44 +81,17 @@ class RecordTable:
         self.pair_row = np.zeros(0, dtype=np.int64)
         self.cols: dict[str, np.ndarray] = {}
 
-    @property
-    def size(self) -> int:
-        return len(self._records)
-
-    def index(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Table rows of the valid (error-free) records, in order."""
-        if len(self._records) > self.MAX_RECORDS:  # a caller that rebuilds its dicts every call
-            self.__init__(self.labels_of, self.extra)
-        pos = self._pos
-        rows = list(map(pos.get, map(id, records)))
-        if None in rows:
-            for i, r in enumerate(records):
-                if rows[i] is None:
-                    j = pos.get(id(r))
-                    if j is None:
-                        j = len(self._records)
-                        self._records.append(r)
-                        pos[id(r)] = j
-                    rows[i] = j
-        if self._built != len(self._records):
-            self._build()
-        idx = np.asarray(rows, dtype=np.int64)
-        return idx[self.valid[idx]] if idx.size else idx
-
     @staticmethod
     def _sums(max_, sum_, any_, n_toxic, n_samples, n_empty) -> tuple[float, ...]:
         return (1.0, max_, max_ * max_, float(any_), float(n_toxic), float(n_samples), sum_, float(n_empty))
 
-    def _build(self) -> None:
-        rs = self._records
-        ok = [None if r.get("error") else r for r in rs]  # the store writes "error": None
-        self.valid = np.array([r is not None for r in ok], dtype=bool)
+    def _build(self, ok: Sequence[dict[str, Any] | None]) -> None:
         zero = (0.0,) * len(SUM_COLUMNS)
         self.V = np.array([
             self._sums(r["max_toxicity"], r["mean_toxicity"] * r["n_samples"], r["any_toxic"], r["n_toxic"],
                        r["n_samples"], r["n_empty"]) if r is not None else zero
             for r in ok
-        ], dtype=float).reshape(len(rs), len(SUM_COLUMNS))
+        ], dtype=float).reshape(len(ok), len(SUM_COLUMNS))
         names: dict[str, None] = {}
         for r in ok:
             if r is not None:
@@ -139,11 +104,7 @@ class RecordTable:
                 g = r.get("attributes", {}).get(a) if r is not None else None
                 rows.append(self._sums(g["max"], g["sum"], g["any_toxic"], g["n_toxic"], r["n_samples"], 0) if g else zero)
             self.attr[a] = np.array(rows, dtype=float)
-        members: dict[str, list[int]] = {}
-        for j, r in enumerate(ok):
-            if r is not None:
-                for lab in self.labels_of(r):
-                    members.setdefault(lab, []).append(j)
+        members = self.members(ok)
         self.labels = list(members)
         # sparse membership: pair p says record pair_row[p] belongs to label pair_label[p]
         self.pair_label = np.concatenate([np.full(len(members[lab]), i, dtype=np.int64)
@@ -152,16 +113,11 @@ class RecordTable:
                                         for lab in self.labels]) if members else np.zeros(0, np.int64)
         self.cols = {key: np.array([float(r[key]) if r is not None and r.get(key) is not None else NAN for r in ok])
                      for key in self.extra}
-        self._built = len(rs)
 
 
-def record_table(owner: Any, labels_of: Callable[[dict[str, Any]], Iterable[str]], extra: Sequence[str] = ()) -> RecordTable:
+def record_table(owner: Any, labels_of: LabelsOf, extra: Sequence[str] = ()) -> RecordTable:
     """The probe instance's memo table (created on first use)."""
-    table = getattr(owner, "_record_table", None)
-    if table is None:
-        table = RecordTable(labels_of, extra)
-        owner._record_table = table
-    return table
+    return RecordTable.of(owner, labels_of, extra)
 
 
 class ToxicityArrays:

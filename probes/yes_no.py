@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from pydantic import Field
 
 from probes import toxicity_metrics as tm
+from probes.record_memo import LabelsOf, RecordMemo
 from probes.toxicity_common import derive_seed
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_text
@@ -126,67 +127,31 @@ def classification_record(
             "outcomes": {"p_yes": p, "correct": 1.0 if correct else 0.0}}
 
 
-class ClassificationTable:
-    """Label, p_yes and correctness of every record seen, memoised by record identity (the same
-    device as :class:`probes.toxicity_common.RecordTable`: the bootstrap re-aggregates resamples
-    of the same record dicts, so each record's fields are read once)."""
+class ClassificationTable(RecordMemo):
+    """Label, p_yes and correctness of every record seen, memoised by record identity
+    (:class:`probes.record_memo.RecordMemo`), with a dense membership mask per subgroup label."""
 
-    MAX_RECORDS = 2_000_000
-
-    def __init__(self, labels_of: Callable[[dict[str, Any]], Iterable[str]] = lambda r: ()):
-        self.labels_of = labels_of
-        self._pos: dict[int, int] = {}
-        self._records: list[dict[str, Any]] = []
-        self._built = 0
+    def __init__(self, labels_of: LabelsOf = lambda r: ()):
+        super().__init__(labels_of)
         self.cols: dict[str, np.ndarray] = {}
-        self.members: dict[str, np.ndarray] = {}
+        self.members_mask: dict[str, np.ndarray] = {}
 
-    def index(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
-        if len(self._records) > self.MAX_RECORDS:
-            self.__init__(self.labels_of)
-        pos = self._pos
-        rows = [pos.get(id(r), -1) for r in records]
-        if -1 in rows:
-            for i, r in enumerate(records):
-                if rows[i] == -1:
-                    j = pos.get(id(r))
-                    if j is None:
-                        j = len(self._records)
-                        self._records.append(r)
-                        pos[id(r)] = j
-                    rows[i] = j
-        if self._built != len(self._records):
-            self._build()
-        idx = np.asarray(rows, dtype=np.int64)
-        return idx[self.cols["valid"][idx]] if idx.size else idx
-
-    def _build(self) -> None:
-        ok = [None if r.get("error") else r for r in self._records]  # the store writes "error": None
+    def _build(self, ok: Sequence[dict[str, Any] | None]) -> None:
         self.cols = {
-            "valid": np.array([r is not None for r in ok], dtype=bool),
             "y": np.array([r["label"] if r is not None else 0 for r in ok], dtype=int),
             "s": np.array([r["p_yes"] if r is not None else NAN for r in ok], dtype=float),
             "c": np.array([r["correct"] if r is not None else 0 for r in ok], dtype=float),
         }
-        members: dict[str, list[int]] = {}
-        for j, r in enumerate(ok):
-            if r is not None:
-                for lab in self.labels_of(r):
-                    members.setdefault(lab, []).append(j)
-        self.members = {}
-        for lab, jj in members.items():
+        self.members_mask = {}
+        for lab, jj in self.members(ok).items():
             m = np.zeros(len(ok), dtype=bool)
             m[jj] = True
-            self.members[lab] = m
-        self._built = len(self._records)
+            self.members_mask[lab] = m
 
 
-def classification_table(owner: Any, labels_of: Callable[[dict[str, Any]], Iterable[str]] = lambda r: ()) -> ClassificationTable:
-    table = getattr(owner, "_classification_table", None)
-    if table is None:
-        table = ClassificationTable(labels_of)
-        owner._classification_table = table
-    return table
+def classification_table(owner: Any, labels_of: LabelsOf = lambda r: ()) -> ClassificationTable:
+    """The probe instance's memo table (created on first use)."""
+    return ClassificationTable.of(owner, labels_of)
 
 
 class ClassificationArrays:
@@ -203,7 +168,7 @@ class ClassificationArrays:
 
     def masks(self) -> dict[str, np.ndarray]:
         """Boolean mask per label (from the table's ``labels_of``), including labels absent here."""
-        return {lab: member[self.idx] for lab, member in self.table.members.items()}
+        return {lab: member[self.idx] for lab, member in self.table.members_mask.items()}
 
     def block(self, mask: np.ndarray | None) -> dict[str, tuple[float, int]]:
         m = np.ones(self.n, dtype=bool) if mask is None else mask
