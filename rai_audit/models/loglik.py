@@ -90,19 +90,27 @@ def _prefill(model, rows: Sequence[Sequence[int]], pad_id: int, device, kw: dict
     return res, mask
 
 
+def _group_by_context(
+    items: Sequence[LoglikTokens],
+) -> tuple[list[Score | None], dict[tuple[int, ...], list[int]], list[tuple[int, ...]]]:
+    """(results with empty continuations already answered, context -> item positions, distinct
+    contexts longest first): each distinct context is run once for all its continuations."""
+    out: list[Score | None] = [None] * len(items)
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        if not it.continuation:
+            out[i] = (0.0, 0, True)  # an empty continuation has log-likelihood 0 and is greedy
+        else:
+            groups[it.context].append(i)
+    return out, groups, sorted(groups, key=len, reverse=True)
+
+
 @torch.inference_mode()
 def score_causal(
     model, items: Sequence[LoglikTokens], policy: BatchPolicy, pad_id: int, device: torch.device
 ) -> list[Score]:
     """Log-likelihood of each item's continuation for a decoder-only model (see module docstring)."""
-    out: list[Score | None] = [None] * len(items)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for i, it in enumerate(items):
-        if not it.continuation:
-            out[i] = (0.0, 0, True)
-        else:
-            groups[it.context].append(i)
-    contexts = sorted(groups, key=len, reverse=True)
+    out, groups, contexts = _group_by_context(items)
     vocab = _vocab(model)
     keep_kw = accepts(model, "logits_to_keep")
     ctx_batches = length_batches(
@@ -164,14 +172,7 @@ def score_seq2seq(
     teacher-forced on ``[decoder_start] + continuation[:-1]``."""
     from transformers.modeling_outputs import BaseModelOutput
 
-    out: list[Score | None] = [None] * len(items)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for i, it in enumerate(items):
-        if not it.continuation:
-            out[i] = (0.0, 0, True)
-        else:
-            groups[it.context].append(i)
-    contexts = sorted(groups, key=len, reverse=True)
+    out, groups, contexts = _group_by_context(items)
     vocab = _vocab(model)
     start = model.config.decoder_start_token_id
     if start is None:
