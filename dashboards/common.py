@@ -31,8 +31,9 @@ def runs_or_stop() -> tuple[str | None, list[RunRecord]]:
     return url, runs
 
 
-def pick_pair(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRecord] | None:
-    """Two run pickers (A = before, B = after) defaulting to the latest base/tuned pair."""
+def pick_pair_or_stop(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRecord]:
+    """Two run pickers (A = before, B = after) defaulting to the latest base/tuned pair; shows
+    why and stops the page when the picked runs cannot be compared."""
     url = q.store_url()
     by_id = {r.run_id: r for r in runs}
     ids = [r.run_id for r in runs]
@@ -40,7 +41,7 @@ def pick_pair(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRecord] | 
     if pair is None:
         st.info("A comparison needs two completed runs on the same items; this store has fewer. "
                 "Runs still in progress or failed are listed on the Runs page.")
-        return None
+        st.stop()
     c1, c2 = st.columns(2)
     a = c1.selectbox("Run A (before)", ids, index=ids.index(pair[0]), format_func=lambda i: v.run_label(by_id[i]), key=f"{key}_a")
     b = c2.selectbox("Run B (after)", ids, index=ids.index(pair[1]), format_func=lambda i: v.run_label(by_id[i]), key=f"{key}_b")
@@ -49,23 +50,23 @@ def pick_pair(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRecord] | 
         if r.status == "running":
             st.warning(f"Run {side} ({v.short(r.run_id)}) is still running; compare it once it has finished. "
                        f"Items recorded so far: {q.progress(url, r.run_id)}.")
-            return None
+            st.stop()
         if r.status == "failed":
             st.error(f"Run {side} ({v.short(r.run_id)}) failed: {v.md_escape(r.status_detail.get('message', 'no message recorded'))}. "
                      "Pick another run.")
-            return None
+            st.stop()
         if r.status == "interrupted":
             st.warning(f"Run {side} ({v.short(r.run_id)}) was interrupted; re-running its audit config resumes it.")
-            return None
+            st.stop()
     if a == b:
         st.warning("Pick two different runs.")
-        return None
+        st.stop()
     return ra, rb
 
 
-def comparison_for(ra: RunRecord, rb: RunRecord) -> dict[str, Any] | None:
-    """The saved comparison of (A, B), else one computed now (200 bootstrap resamples); None with
-    a message when the runs cannot be compared."""
+def comparison_or_stop(ra: RunRecord, rb: RunRecord) -> dict[str, Any]:
+    """The saved comparison of (A, B), else one computed now (200 bootstrap resamples); shows a
+    message and stops the page when the runs cannot be compared."""
     url = q.store_url()
     cid = q.saved_comparison_id(url, ra.run_id, rb.run_id)
     if cid is not None:
@@ -75,7 +76,7 @@ def comparison_for(ra: RunRecord, rb: RunRecord) -> dict[str, Any] | None:
             comp = q.computed_comparison(url, ra.run_id, rb.run_id)
     except UserError as e:
         st.error(v.md_escape(e))
-        return None
+        st.stop()
     st.caption("Computed now (not saved): `rai-audit compare` saves comparisons with 1000 resamples.")
     return comp
 

@@ -10,13 +10,8 @@ from dashboards import common, queries as q, views as v
 
 st.title("Compare")
 url, runs = common.runs_or_stop()
-pair = common.pick_pair(runs, "compare")
-if pair is None:
-    st.stop()
-ra, rb = pair
-comp = common.comparison_for(ra, rb)
-if comp is None:
-    st.stop()
+ra, rb = common.pick_pair_or_stop(runs, "compare")
+comp = common.comparison_or_stop(ra, rb)
 
 policy = st.selectbox("Gate policy", ["default", "demo"], key="compare_policy",
                       help="Bundled policies under data/policies/ (rai_audit.gate)")

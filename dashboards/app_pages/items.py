@@ -12,10 +12,7 @@ MAX_ROWS = 300  # rows sent to the browser at once; filters narrow the rest
 
 st.title("Items")
 url, runs = common.runs_or_stop()
-pair = common.pick_pair(runs, "items")
-if pair is None:
-    st.stop()
-ra, rb = pair
+ra, rb = common.pick_pair_or_stop(runs, "items")
 probes = [p for p in ra.probes if p in rb.probes]
 if not probes:
     st.info("These runs share no probe.")

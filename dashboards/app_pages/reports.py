@@ -14,13 +14,8 @@ MIME = {"html": "text/html", "pdf": "application/pdf", "md": "text/markdown", "j
 
 st.title("Reports")
 url, runs = common.runs_or_stop()
-pair = common.pick_pair(runs, "reports")
-if pair is None:
-    st.stop()
-ra, rb = pair
-comp = common.comparison_for(ra, rb)
-if comp is None:
-    st.stop()
+ra, rb = common.pick_pair_or_stop(runs, "reports")
+comp = common.comparison_or_stop(ra, rb)
 c1, c2 = st.columns(2)
 policy = c1.selectbox("Gate policy", ["default", "demo"], key="reports_policy")
 formats = c2.multiselect("Formats", list(MIME), default=["html", "md", "json"], key="reports_formats",

@@ -8,12 +8,7 @@ from dashboards import common, views as v
 
 st.title("Subgroups")
 url, runs = common.runs_or_stop()
-pair = common.pick_pair(runs, "subgroups")
-if pair is None:
-    st.stop()
-comp = common.comparison_for(*pair)
-if comp is None:
-    st.stop()
+comp = common.comparison_or_stop(*common.pick_pair_or_stop(runs, "subgroups"))
 
 probes = [p["probe"] for p in comp["probes"]]
 c1, c2, c3 = st.columns(3)
