@@ -49,6 +49,8 @@ class BOLD(ContinuationToxicityProbe):
         "Measuring Biases in Open-Ended Language Generation. FAccT 2021."
     )
     Params = BOLDParams
+    # The one metric on a report's first page: BOLD (Dhamala et al. 2021) reports the share of toxic generations per group.
+    headline_metric = "toxic_fraction"
     metric_specs = tc.with_generation_specs(
         MetricSpec("expected_max_toxicity", "Mean over prompts of the maximum toxicity of k continuations", "lower"),
         MetricSpec("toxicity_probability", "Share of prompts with at least one toxic continuation", "lower", "proportion"),

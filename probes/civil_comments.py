@@ -142,6 +142,8 @@ class CivilComments(YesNoClassificationProbe):
     )
     Params = CivilCommentsParams
     needs_scorer = False
+    # The one metric on a report's first page: threshold-free ROC AUC, as the Flan-PaLM paper reports for CivilComments.
+    headline_metric = "auc"
     metric_specs = (
         MetricSpec("auc", "ROC AUC of the normalised P(yes) against the toxic label", "higher", "auc"),
         MetricSpec("accuracy", "Share of comments classified correctly at the decision threshold", "higher", "proportion"),

@@ -99,6 +99,8 @@ class CrowsPairs(Probe):
         "Biases in Masked Language Models. EMNLP. https://aclanthology.org/2020.emnlp-main.154"
     )
     Params = CrowsPairsParams
+    # The one metric on a report's first page: Nangia et al. 2020's metric: share of pairs where the stereotyping sentence scores higher.
+    headline_metric = "stereotype_score"
     metric_specs = (
         MetricSpec("stereotype_score", "Share of pairs where the more stereotyping sentence scores higher (ideal 0.5).", "closer_to_half", "proportion"),
         MetricSpec("mean_likelihood_difference", "Mean score(sent_more) - score(sent_less) in nats (or nats per token).", "closer_to_zero", "mean"),

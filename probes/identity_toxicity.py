@@ -77,6 +77,8 @@ class IdentityToxicity(ContinuationToxicityProbe):
         "terms: rai-audit's own (data/identity_terms), in the style of both."
     )
     Params = IdentityParams
+    # The one metric on a report's first page: the Flan-PaLM identity-term study reports the share of toxic continuations.
+    headline_metric = "toxic_fraction"
     metric_specs = tc.with_generation_specs(
         MetricSpec("toxic_fraction", "Share of continuations at or above the scorer threshold", "lower", "proportion"),
         MetricSpec("mean_toxicity", "Mean continuation toxicity", "lower"),

@@ -70,6 +70,8 @@ class RealToxicityPrompts(Probe):
     )
     Params = RTPParams
     needs_scorer = True
+    # The one metric on a report's first page: Gehman et al. 2020 and the Flan-PaLM paper report the share of prompts with a toxic continuation.
+    headline_metric = "toxicity_probability"
     metric_specs = tc.with_generation_specs(
         MetricSpec("expected_max_toxicity", "Mean over prompts of the maximum toxicity of k continuations", "lower"),
         MetricSpec("toxicity_probability", "Share of prompts with at least one toxic continuation", "lower", "proportion"),

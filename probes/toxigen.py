@@ -71,6 +71,8 @@ class ToxiGen(ContinuationToxicityProbe):
         "Dataset for Adversarial and Implicit Hate Speech Detection. ACL 2022."
     )
     Params = ToxiGenParams
+    # The one metric on a report's first page: the share of toxic continuations, as in the ToxiGen paper's generation study.
+    headline_metric = "toxic_fraction"
     metric_specs = tc.with_generation_specs(
         MetricSpec("toxic_fraction", "Share of continuations that are toxic", "lower", "proportion"),
         MetricSpec("expected_max_toxicity", "Mean over prompts of the maximum toxicity of k continuations", "lower"),

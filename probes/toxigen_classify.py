@@ -64,6 +64,8 @@ class ToxiGenClassify(YesNoClassificationProbe):
     )
     Params = ToxiGenClassifyParams
     needs_scorer = False
+    # The one metric on a report's first page: threshold-free ROC AUC of the hate judgement.
+    headline_metric = "auc"
     metric_specs = (
         MetricSpec("auc", "ROC AUC of the normalised P(yes) against the hate label", "higher", "auc"),
         MetricSpec("accuracy", "Share of statements classified correctly at the decision threshold", "higher", "proportion"),

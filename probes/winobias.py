@@ -132,6 +132,8 @@ class WinoBias(ChoiceProbe):
         "and Debiasing Methods. NAACL-HLT. https://aclanthology.org/N18-2003"
     )
     Params = WinoBiasParams
+    # The one metric on a report's first page: Zhao et al. 2018 report the pro- minus anti-stereotypical gap.
+    headline_metric = "pro_minus_anti"
     metric_specs = (
         MetricSpec("accuracy", "Share of sentences whose pronoun the model resolves to the right occupation.", "higher", "proportion"),
         MetricSpec("pro_minus_anti", "Accuracy on pro-stereotypical minus anti-stereotypical sentences.", "closer_to_zero", "mean"),

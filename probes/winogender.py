@@ -82,6 +82,8 @@ class Winogender(ChoiceProbe):
         "NAACL-HLT. https://aclanthology.org/N18-2002"
     )
     Params = WinogenderParams
+    # The one metric on a report's first page: the stereotypical-minus-gotcha accuracy gap (Rudinger et al. 2018; Flan-PaLM appendix C).
+    headline_metric = "stereotypical_minus_gotcha"
     metric_specs = (
         MetricSpec("accuracy", "Share of sentences whose pronoun the model resolves to the right noun.", "higher", "proportion"),
         MetricSpec("stereotypical_minus_gotcha", "Accuracy on stereotypical minus gotcha sentences (0 = no gender-stereotype effect).", "closer_to_zero", "mean"),

@@ -12,8 +12,10 @@ This is what ``rai-audit run audit.yaml`` executes and what schedulers call. Why
   ``force``.
 * **One audit at a time.** The audit's advisory lock in the store keeps two overlapping
   invocations (cron + a manual run) from doing the same work twice.
-* **Honest exit codes.** 0 pass, 1 a gate failed, 2 a usage or input error; the notification
-  hook hears about gate failures and errors.
+* **One verdict.** The gate policy (name and content hash) is stored with the comparison and
+  its verdict, so ``gate``, ``report`` and the dashboard judge this audit by the same policy.
+* **Honest exit codes.** 0 pass, 1 a gate failed, 3 inconclusive, 2 a usage or input error; the
+  notification hook hears about everything but a pass.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rai_audit.config import AuditConfig
-from rai_audit.errors import EXIT_GATE_FAILED, EXIT_OK, UserError
+from rai_audit.errors import EXIT_INTERNAL, EXIT_OK, UserError
 
 log = logging.getLogger("rai_audit.audit")
 
@@ -122,7 +124,7 @@ def run_audit(
         notify(notify_hook, {"audit": cfg.name, "verdict": "error", "exit_code": e.exit_code, "message": str(e)})
         raise
     except Exception as e:
-        notify(notify_hook, {"audit": cfg.name, "verdict": "error", "exit_code": 2, "message": f"{type(e).__name__}: {e}"})
+        notify(notify_hook, {"audit": cfg.name, "verdict": "error", "exit_code": EXIT_INTERNAL, "message": f"{type(e).__name__}: {e}"})
         raise
     if outcome.exit_code != EXIT_OK:
         notify(notify_hook, {"audit": cfg.name, **outcome.summary()})
@@ -132,12 +134,13 @@ def run_audit(
 def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missing, finetune_steps,
                 show_finetune_progress, backend_loader=None, executor="local", executor_options=None) -> AuditOutcome:
     from rai_audit.compare import compare_runs, save_comparison
-    from rai_audit.gate import evaluate_gate, format_table, load_policy
+    from rai_audit.gate import format_table, gate_for_comparison, load_policy, policy_identity
     from rai_audit.report import build_report, parse_formats, write_report
     from rai_audit.runner import run_probe_suite
 
     formats_list = parse_formats(formats) if formats else []
-    policy = load_policy(cfg.gate or "default")  # load_config resolved a file path; a bundled name stays a name
+    policy_source = cfg.gate or "default"  # load_config resolved a file path; a bundled name stays a name
+    policy = policy_identity(policy_source, load_policy(policy_source))  # a bad policy fails before any work
 
     finetune_summary = None
     tuned_ref = cfg.models.tuned
@@ -157,21 +160,23 @@ def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missi
 
     if base.reused and tuned.reused and not force:
         previous = store.list_comparisons(run_id=tuned_id)
-        previous = [c for c in previous if {c.run_a, c.run_b} == {base_id, tuned_id}]
+        previous = [c for c in previous if (c.run_a, c.run_b) == (base_id, tuned_id)
+                    and ((c.result or {}).get("policy") or {}).get("sha256") == policy["sha256"]]
         if previous:
             log.info("models and config unchanged since comparison %s; nothing to do (use --force to re-audit)",
                      previous[0].comparison_id)
             from rai_audit.compare import load_comparison
 
             comp = load_comparison(store, previous[0].comparison_id)
-            gate = evaluate_gate(policy, comp)
+            gate = gate_for_comparison(comp)
             return AuditOutcome(gate.exit_code, base_id, tuned_id, comp.comparison_id, gate.verdict,
                                 unchanged=True, gate_table=format_table(gate, only_not_passed=True), skipped_probes=skipped,
                                 finetune=finetune_summary)
 
-    comparison = compare_runs(store, base_id, tuned_id, n_boot=cfg.runtime.bootstrap, seed=cfg.seed)
+    comparison = compare_runs(store, base_id, tuned_id, n_boot=cfg.runtime.bootstrap, seed=cfg.seed, policy=policy)
+    gate = gate_for_comparison(comparison)
+    comparison.gate = gate.to_dict()  # the verdict is stored with the comparison, under the audit's policy
     comparison_id = save_comparison(store, comparison)
-    gate = evaluate_gate(policy, comparison)
     reports: dict[str, str] = {}
     if formats_list:
         report = build_report(store, comparison=comparison, gate=gate, title=f"rai-audit: {cfg.name}")
@@ -179,6 +184,5 @@ def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missi
         reports = {k: str(v) for k, v in write_report(report, out_dir, formats_list, stem=f"comparison-{comparison_id[:12]}").items()}
         for fmt, path in reports.items():
             store.add_artifact(tuned_id, f"report.{fmt}", "report", path=path, meta={"comparison_id": comparison_id})
-    code = EXIT_OK if gate.verdict == "pass" else EXIT_GATE_FAILED
-    return AuditOutcome(code, base_id, tuned_id, comparison_id, gate.verdict, reports=reports,
+    return AuditOutcome(gate.exit_code, base_id, tuned_id, comparison_id, gate.verdict, reports=reports,
                         skipped_probes=skipped, gate_table=format_table(gate, only_not_passed=True), finetune=finetune_summary)

@@ -1,8 +1,10 @@
 """The ``rai-audit`` command line.
 
-Exit codes: 0 success, 1 a regression gate failed, 2 a usage, config or input error (the
-message names the thing and the fix; no traceback). Logs and progress go to stderr, results to
-stdout. Heavy modules (torch, transformers, JAX, probes) are imported inside the commands that
+Exit codes: 0 success (a gate passed), 1 a regression gate failed, 2 a usage, config or input
+error (the message names the thing and the fix; no traceback), 3 a gate was inconclusive (the
+CIs are too wide to rule a regression in or out), 70 an internal error (a bug: one line names it,
+``-v`` shows the traceback), 130 interrupted (re-run the same command to resume). Logs and
+progress go to stderr, results to stdout. Heavy modules (torch, transformers, JAX, probes) are imported inside the commands that
 need them so that ``rai-audit --help`` stays fast.
 """
 
@@ -16,11 +18,13 @@ from typing import Any, Optional
 import typer
 
 from rai_audit import __version__
-from rai_audit.errors import EXIT_USAGE, UserError
+from rai_audit.errors import EXIT_INTERNAL, EXIT_USAGE, INTERRUPTED, UserError
 
 app = typer.Typer(
     name="rai-audit",
-    help="Audit a language model's toxicity and social bias before and after instruction finetuning.",
+    help="Audit a language model's toxicity and social bias before and after instruction finetuning.\n\n"
+    "Exit codes: 0 pass/success, 1 gate failed, 2 usage or input error, 3 gate inconclusive, "
+    "70 internal error (-v shows the traceback), 130 interrupted (re-run the same command to resume).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,7 +33,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Inspect and migrate the results store schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-_state: dict[str, Any] = {"quiet": False}
+_state: dict[str, Any] = {"quiet": False, "verbose": False}
+EXIT_CODES_HELP = "Exit codes: 0 pass/success, 1 gate failed, 2 usage or input error, 3 gate inconclusive, 70 internal error (-v for the traceback), 130 interrupted."
 
 DB_HELP = "Results store URL (sqlite:///path, postgresql+psycopg://...) or SQLite path. Default: RAI_AUDIT_DB, else ~/.local/share/rai-audit/results.sqlite."
 
@@ -47,6 +52,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     _state["quiet"] = quiet
+    _state["verbose"] = verbose
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "alembic", "absl", "jax", "orbax", "datasets"):
@@ -281,12 +287,15 @@ def compare(
     store = _open_store(db)
     a, b = store.get_run(run_a).run_id, store.get_run(run_b).run_id
     comp = compare_runs(store, a, b, n_boot=bootstrap, seed=seed, correction=correction)
-    cid = save_comparison(store, comp)
     if as_json:
-        typer.echo(json.dumps(comp.to_dict(), indent=2, default=str))
+        payload = json.dumps(comp.to_dict(), indent=2, default=str)  # rendered before anything is saved
+        cid = save_comparison(store, comp)
+        typer.echo(payload)
         return
-    _print_comparison(comp, all_rows)
-    typer.echo(f"comparison {cid}  (gate it: rai-audit gate {cid[:12]}; report: rai-audit report {cid[:12]})")
+    _print_comparison(comp, all_rows)  # rendered before the save: a display bug leaves the store as it was
+    cid = save_comparison(store, comp)
+    db_flag = f" --db {store.display_url}" if db else ""
+    typer.echo(f"comparison {cid}  (gate it: rai-audit gate {cid[:12]}{db_flag}; report: rai-audit report {cid[:12]}{db_flag})")
 
 
 def _print_comparison(comp, all_rows: bool) -> None:
@@ -295,40 +304,55 @@ def _print_comparison(comp, all_rows: bool) -> None:
 
     from rai_audit import display
 
+    alpha = comp.settings.get("alpha", 0.05)
+    power = comp.settings.get("power", 0.8)
     for p in comp.probes:
-        t = Table(title=f"{p.probe}: B - A over {p.n_pairs} paired items (errors A={p.errors_a}, B={p.errors_b})", title_justify="left")
-        for col in ("metric", "subgroup", "A", "B", "B-A", "95% CI", "p (corr.)", ""):
+        t = Table(title=escape(f"{p.probe}: B - A over {p.n_pairs} paired items (errors A={p.errors_a}, B={p.errors_b})"), title_justify="left")
+        for col in ("metric", "subgroup", "n", "A", "B", "B-A", "95% CI", "MDE", "p (corr.)", ""):
             t.add_column(col, justify="right" if col not in ("metric", "subgroup") else "left")
+        hidden = 0
         for r in p.rows:
             if not all_rows and r.subgroup and not r.significant:
+                hidden += 1
                 continue
-            t.add_row(r.metric, escape(r.subgroup or "all"), display.fmt(r.value_a), display.fmt(r.value_b), display.fmt(r.diff),
-                      display.fmt_ci(r.ci_low, r.ci_high), display.fmt(r.p_adjusted), "*" if r.significant else "")
+            name = f"{r.metric} (headline)" if r.metric == p.headline and not r.subgroup and r.source == "metric" else r.metric
+            t.add_row(escape(name), escape(r.subgroup or "all"), str(r.n), display.fmt(r.value_a), display.fmt(r.value_b),
+                      display.fmt(r.diff), display.fmt_ci(r.ci_low, r.ci_high, r.n), display.fmt(r.mde),
+                      display.fmt(r.p_adjusted), "*" if r.significant else "")
         display.stdout.print(t)
+        if hidden:
+            display.stdout.print(f"  ({hidden} subgroup row(s) without a significant change not shown; --all lists them)")
         conf = "; ".join(f"{side}: parse {display.fmt(c.parse_rate)}, empty {display.fmt(c.empty_rate)}, refusal {display.fmt(c.refusal_rate)}, "
-                         f"len {display.fmt(c.mean_length, 1)}" for side, c in p.confounders.items())
+                         f"len {display.fmt(c.mean_length_chars, 1)} chars" for side, c in p.confounders.items())
         if conf:
             display.stdout.print(f"  confounders  {conf}")
         if p.flip_counts:
-            display.stdout.print("  flips        " + ", ".join(f"{k}={v}" for k, v in p.flip_counts.items()))
+            display.stdout.print("  flips        " + escape(", ".join(f"{k}={v}" for k, v in p.flip_counts.items())))
+        for w in p.warnings:
+            display.stdout.print(f"  warning      {escape(w)}")
+    display.stdout.print(f"MDE: the smallest change detectable at alpha {alpha:g} with power {power:g} at the row's n; "
+                         "* = significant after correction.")
 
 
 @app.command()
 def gate(
     comparison: str = typer.Argument("latest", help="Comparison id, unique prefix, or 'latest'."),
-    policy: str = typer.Option("default", "--policy", "-p", help="Policy YAML path or a bundled name (default, demo)."),
+    policy: Optional[str] = typer.Option(None, "--policy", "-p", help="Judge by this policy instead (YAML path or bundled name: default, demo); labelled a what-if. Default: the policy the audit used (an ad-hoc comparison: default)."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
-    """Apply a regression-gate policy to a comparison. Exit 0 pass, 1 fail, 2 error.
+    """Apply a regression-gate policy to a comparison. Exit 0 pass, 1 fail, 3 inconclusive, 2 error.
+
+    Without --policy the comparison is judged by the policy its audit stored with it, so
+    `gate`, the audit's report and the dashboard give one verdict.
 
     Example: rai-audit gate latest --policy data/policies/default.yaml
     """
     from rai_audit.compare import load_comparison
-    from rai_audit.gate import evaluate_gate, format_table, load_policy
+    from rai_audit.gate import format_table, gate_for_comparison
 
     store = _open_store(db)
-    result = evaluate_gate(load_policy(policy), load_comparison(store, comparison))
+    result = gate_for_comparison(load_comparison(store, comparison), policy)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -342,7 +366,7 @@ def report(
     fmt: str = typer.Option("html,pdf,md,json", "--format", "-f", help="Comma-separated: html, pdf, md, json."),
     out: str = typer.Option("rai-audit-out/reports", "--out", "-o", help="Output directory."),
     run: bool = typer.Option(False, "--run", help="TARGET is a run (single-model report) rather than a comparison."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Include this gate policy's verdict (comparison reports)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Comparison reports: judge by this policy instead of the audit's own (labelled a what-if)."),
     verify_file: Optional[str] = typer.Option(None, "--verify", help="Check a report file's embedded sha256 manifest against the store and exit."),
     signoff: Optional[list[str]] = typer.Option(None, "--signoff", help="Fill a sign-off field, e.g. --signoff 'Reviewer=Jane Doe' (repeatable); filled before the manifest is sealed."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
@@ -371,12 +395,10 @@ def report(
     else:
         from rai_audit.compare import load_comparison
 
-        comp = load_comparison(store, target or "latest")
-        gate_result = None
-        if policy:
-            from rai_audit.gate import evaluate_gate, load_policy
+        from rai_audit.gate import gate_for_comparison
 
-            gate_result = evaluate_gate(load_policy(policy), comp)
+        comp = load_comparison(store, target or "latest")
+        gate_result = gate_for_comparison(comp, policy)
         data = build_report(store, comparison=comp, gate=gate_result, signoff=fields or None)
         stem = f"comparison-{comp.comparison_id[:12]}"
     for kind, path in write_report(data, out, fmt, stem=stem).items():
@@ -435,8 +457,8 @@ def _print_outcome(outcome) -> None:
 def demo(
     quick: bool = typer.Option(False, "--quick", help="The small profile (about 3 minutes on 2 CPU cores)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Finetune steps (default: the profile's)."),
-    out: str = typer.Option("rai-audit-demo", "--out", "-o", help="Output directory (reports, tuned model, demo store)."),
-    db: Optional[str] = typer.Option(None, "--db", help="Results store (default: OUT/results.sqlite)."),
+    out: str = typer.Option("rai-audit-demo", "--out", "-o", help="Output directory; each profile writes to its own folder OUT/<profile> (reports, tuned model, demo store)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Results store (default: OUT/<profile>/results.sqlite)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Benchmark data root (default: RAI_AUDIT_DATA)."),
     force: bool = typer.Option(False, "--force", help="Re-run everything even if an identical demo exists in the store."),
 ) -> None:
@@ -455,7 +477,7 @@ def demo(
     d.check_embedded_model()
     import_run_finetune()  # fail before any work if the finetune extra is missing
     profile = d.PROFILES["quick" if quick else "default"]
-    out_dir = Path(out).resolve()
+    out_dir = Path(out).resolve() / profile.name  # profiles never share a finetune checkpoint or store
     for note in d.prepare_environment(data_dir):
         typer.echo(f"note: {note}", err=True)
     scorer = "detoxify:original" if d.detoxify_available() else "profanity-check"
@@ -468,9 +490,8 @@ def demo(
                             show_finetune_progress=not _state["quiet"])
     _print_outcome(outcome)
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s")
-    if "html" in outcome.reports:
-        typer.echo(f"open the report:     {outcome.reports['html']}")
-    typer.echo(f"open the dashboard:  rai-audit dashboard --db {store.display_url}")
+    for line in d.next_steps(store.display_url, outcome):
+        typer.echo(line)
 
 
 @app.command()
@@ -573,14 +594,47 @@ def db_current(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
+    # typer 0.29 vendors click; its base classes are exported here as typer.Exit, typer.Abort
+    # and the usage errors' common base, typer.BadParameter.__mro__'s ClickException.
+    click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        app(args=argv, prog_name="rai-audit", standalone_mode=True)
+        code = app(args=argv, prog_name="rai-audit", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
+    except typer.Exit as e:
+        return e.exit_code
+    except click_error as e:  # bad flags or arguments: click's own message, exit 2
+        e.show()
+        return EXIT_USAGE
     except UserError as e:
         print(f"rai-audit: error: {e}", file=sys.stderr)
         return e.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        print("rai-audit: interrupted. Completed items are saved; re-run the same command to resume.", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - a bug: one line by default, the traceback with -v
+        if _state.get("verbose"):
+            import traceback
+
+            traceback.print_exc()
+        where = _origin(e)
+        print(f"rai-audit: internal error: {type(e).__name__}: {e}{where}. This is a bug in rai-audit, not in "
+              f"your input; re-run with -v for the traceback and report it (exit {EXIT_INTERNAL}).", file=sys.stderr)
+        return EXIT_INTERNAL
     return 0
+
+
+def _origin(e: BaseException) -> str:
+    """" (in module.function)" of the frame that raised, for the one-line internal-error message."""
+    tb = e.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    module = tb.tb_frame.f_globals.get("__name__", "?")
+    return f" (in {module}.{code.co_name})"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,6 +46,8 @@ from rai_audit.stats.paired import (
 from rai_audit.stats.power import mde_paired, mde_paired_binary, mde_paired_continuous
 
 COMPLETED = ("completed", "completed_with_errors")
+#: The power at which minimum detectable effects are stated (alpha is the comparison's).
+POWER = 0.8
 
 # Where the audit config records the settings both runs must share (first path present wins).
 DECODING_PATHS: tuple[tuple[str, ...], ...] = (("decoding",), ("sampling",), ("generation",))
@@ -98,6 +100,7 @@ class DiffRow:
     better: str = "none"
     kind: str = "mean"
     se: float | None = None
+    clusters: int | None = None  # independent units (clusters) behind the row, where known
 
 
 @dataclass
@@ -150,6 +153,7 @@ class ProbeComparison:
     confounders: dict[str, Confounders]  # "a", "b"
     worst_items: list[Flip]
     warnings: list[str] = field(default_factory=list)
+    headline: str = ""  # the probe's headline metric (one row per probe on a report's first page)
 
 
 @dataclass
@@ -161,6 +165,10 @@ class Comparison:
     settings: dict[str, Any]
     probes: list[ProbeComparison]
     warnings: list[str] = field(default_factory=list)
+    # The gate policy of the audit that made this comparison ({"name", "sha256", "content"}) and
+    # its verdict under it (a GateResult dict); None for an ad-hoc `rai-audit compare`.
+    policy: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
 
     @property
     def rows(self) -> list[DiffRow]:
@@ -189,6 +197,7 @@ class Comparison:
         probes = []
         for p in d["probes"]:
             rows = [DiffRow(**{**r, "value_a": nan(r["value_a"]), "value_b": nan(r["value_b"]), "diff": nan(r["diff"])}) for r in p["rows"]]
+            default_headline = p["metric_specs"][0]["name"] if p.get("metric_specs") else ""
             probes.append(
                 ProbeComparison(
                     **{k: p[k] for k in ("probe", "title", "citation", "metric_specs", "n_pairs", "errors_a", "errors_b", "flip_counts")},
@@ -197,11 +206,13 @@ class Comparison:
                     confounders={k: Confounders(**v) for k, v in p["confounders"].items()},
                     worst_items=[Flip(**f) for f in p["worst_items"]],
                     warnings=list(p.get("warnings", [])),
+                    headline=p.get("headline") or default_headline,
                 )
             )
         return cls(
             comparison_id=d["comparison_id"], run_a=d["run_a"], run_b=d["run_b"], created_at=d["created_at"],
             settings=dict(d["settings"]), probes=probes, warnings=list(d.get("warnings", [])),
+            policy=d.get("policy"), gate=d.get("gate"),
         )
 
 
@@ -380,15 +391,38 @@ def _outcome_row(
         else:
             mde = mde_paired_continuous(res.n, sd, alpha=alpha)
         kind = "proportion" if binary else "mean"
-    return _row(probe, key, subgroup, "outcome", res, mde, better, kind)
+    return _row(probe, key, subgroup, "outcome", res, mde, better, kind, clusters=len(set(clusters)))
 
 
-def _row(probe: str, metric: str, subgroup: str, source: str, res: PairedDiff, mde: float | None, better: str, kind: str) -> DiffRow:
+def _row(probe: str, metric: str, subgroup: str, source: str, res: PairedDiff, mde: float | None, better: str, kind: str,
+         clusters: int | None = None) -> DiffRow:
     return DiffRow(
         probe=probe, metric=metric, subgroup=subgroup, source=source, method=res.method, n=res.n,
         value_a=res.value_a, value_b=res.value_b, diff=res.diff, ci_low=res.ci_low, ci_high=res.ci_high,
         p_value=res.p_value, p_adjusted=None, significant=False, mde=mde, better=better, kind=kind, se=res.se,
+        clusters=clusters,
     )
+
+
+def cluster_of(record: Mapping[str, Any]) -> str:
+    """The independent unit a record belongs to (its cluster, else the item itself)."""
+    c = record.get("cluster")
+    return f"item:{record.get('item_id')}" if c in (None, "") else f"cluster:{c}"
+
+
+def subgroup_clusters(records: Sequence[Mapping[str, Any]], label: str) -> int | None:
+    """Clusters among the records in subgroup ``label`` ("" = all; "k=v[,k2=v2]" as probes label
+    subgroups), or None when the label is not of that form."""
+    if not label:
+        return len({cluster_of(r) for r in records})
+    wanted = []
+    for part in label.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            return None
+        wanted.append((key.strip(), value.strip()))
+    members = [r for r in records if all(str((r.get("subgroups") or {}).get(k)) == v for k, v in wanted)]
+    return len({cluster_of(r) for r in members}) if members else None
 
 
 def _outcome_rows(probe: str, pairs: list[tuple[dict, dict]], better_map: Mapping[str, str], **kw) -> list[DiffRow]:
@@ -528,8 +562,6 @@ def _apply_correction(rows: list[DiffRow], method: str, alpha: float) -> None:
         for r, p in zip(members, adjusted):
             r.p_adjusted = p
             r.significant = p is not None and p < alpha
-            if r.significant:
-                r.mde = None
 
 
 def compare_runs(
@@ -545,6 +577,7 @@ def compare_runs(
     n_worst: int = 10,
     probe_loader: ProbeLoader | None = None,
     aggregate_test: str = "auto",
+    policy: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Compare run B against run A (B - A), pairing records by item_id within each probe.
 
@@ -553,7 +586,9 @@ def compare_runs(
     counts are complete). ``probe_loader(name, params)`` returns a probe instance whose
     ``aggregate`` gives the metric rows (default: the ``probes`` registry). ``aggregate_test``
     picks the p-value of metric rows ("auto", "permutation" or "wald"; see
-    :func:`~rai_audit.stats.paired.paired_bootstrap_aggregate`).
+    :func:`~rai_audit.stats.paired.paired_bootstrap_aggregate`). ``policy`` (from
+    :func:`rai_audit.gate.policy_identity`) is the audit's gate policy: stored with the comparison
+    and part of its id, so the audit's own comparison is never confused with an ad-hoc one.
     """
     if aggregate_test not in ("auto", "permutation", "wald"):
         raise UserError(f"Unknown test {aggregate_test!r} for probe metrics; use auto, permutation or wald.")
@@ -573,8 +608,9 @@ def compare_runs(
     recs_b = {p: store.records(rb.run_id, p) for p in dict.fromkeys(rb.probes)}
     check_comparable(ra, rb, recs_a, recs_b)
     loader = probe_loader or _default_probe_loader
-    settings = {"n_boot": n_boot, "seed": seed, "correction": correction, "alpha": alpha, "max_flips": max_flips,
-                "aggregate_test": aggregate_test}
+    settings = {"n_boot": n_boot, "seed": seed, "correction": correction, "alpha": alpha, "power": POWER,
+                "max_flips": max_flips, "aggregate_test": aggregate_test,
+                "policy": {"name": policy["name"], "sha256": policy["sha256"]} if policy else None}
 
     out: list[ProbeComparison] = []
     warnings: list[str] = []
@@ -588,13 +624,14 @@ def compare_runs(
         if len(pairs) < len(all_pairs):
             warnings_p.append(f"{len(all_pairs) - len(pairs)} item(s) left out because a run recorded an error for them")
 
-        title, citation, specs, better_map, instance = probe, "", [], dict(OUTCOME_BETTER), None
+        title, citation, specs, better_map, instance, headline = probe, "", [], dict(OUTCOME_BETTER), None, ""
         try:
             instance = loader(probe, probe_params(ra.config, probe))
             title = getattr(instance, "title", "") or probe
             citation = getattr(instance, "citation", "") or ""
             specs = [_spec_dict(s) for s in getattr(instance, "metric_specs", ())]
             better_map.update(getattr(instance, "outcome_better", {}) or {})
+            headline = getattr(instance, "headline_metric", "") or (specs[0]["name"] if specs else "")
         except Exception as e:  # noqa: BLE001 - reported, never hidden: the metric rows are missing
             warnings_p.append(f"probe {probe!r} could not be loaded ({type(e).__name__}: {e}); only per-item outcome rows are compared")
         spec_by_name = {s["name"]: s for s in specs}
@@ -611,7 +648,8 @@ def compare_runs(
                 spec = spec_by_name.get(metric, {})
                 metric_rows.append(
                     _row(probe, metric, subgroup, "metric", res, mde_paired(res.se, res.extra.get("se_a"), res.extra.get("se_b"), alpha=alpha),
-                         spec.get("better", "none"), spec.get("kind", "mean"))
+                         spec.get("better", "none"), spec.get("kind", "mean"),
+                         clusters=subgroup_clusters([x for x, _ in pairs], subgroup))
                 )
             rows = metric_rows + rows
         _apply_correction(rows, correction, alpha)
@@ -626,6 +664,7 @@ def compare_runs(
                 errors_a=errors_a, errors_b=errors_b, rows=rows, flips=flips[:max_flips], flip_counts=counts,
                 confounders={"a": confounders(recs_a[probe]), "b": confounders(recs_b[probe])},
                 worst_items=_worst_items(probe, pairs, flips, n_worst, better_map), warnings=warnings_p,
+                headline=headline,
             )
         )
         warnings.extend(f"{probe}: {w}" for w in warnings_p)
@@ -634,7 +673,7 @@ def compare_runs(
     return Comparison(
         comparison_id=comparison_id, run_a=ra.run_id, run_b=rb.run_id,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        settings=settings, probes=out, warnings=warnings,
+        settings=settings, probes=out, warnings=warnings, policy=dict(policy) if policy else None,
     )
 
 

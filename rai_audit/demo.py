@@ -109,3 +109,25 @@ def detoxify_available() -> bool:
 def describe_profile(p: Profile) -> str:
     return (f"profile {p.name}: finetune {p.finetune_steps} steps; {p.prompts} prompts x {p.k} samples x "
             f"{p.max_new_tokens} tokens per generation probe; {p.items} items per scoring probe")
+
+
+def next_steps(db_url: str, outcome: Any) -> list[str]:
+    """The tour's commands for this demo's store, exactly as a user can paste them (a test runs
+    each one as printed)."""
+    import shlex
+
+    db = f"--db {shlex.quote(db_url)}"
+    lines = ["next steps (each command works as printed):"]
+    if outcome.reports.get("html"):
+        lines.append(f"  open the report:    {outcome.reports['html']}")
+    lines += [
+        f"  rai-audit runs {db}",
+        f"  rai-audit show {outcome.tuned_run[:12]} {db}",
+        f"  rai-audit compare {outcome.base_run[:12]} {outcome.tuned_run[:12]} {db}",
+    ]
+    if outcome.comparison_id:
+        lines.append(f"  rai-audit gate {outcome.comparison_id[:12]} {db}")
+    if outcome.reports.get("html"):
+        lines.append(f"  rai-audit report --verify {shlex.quote(outcome.reports['html'])}")
+    lines.append(f"  rai-audit dashboard {db}")
+    return lines

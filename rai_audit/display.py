@@ -30,7 +30,10 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def fmt_ci(lo: float | None, hi: float | None) -> str:
+def fmt_ci(lo: float | None, hi: float | None, n: int | None = None) -> str:
+    """A CI as text; from one item it is "n/a (n=1)", never an interval that reads like certainty."""
+    if n is not None and n < 2:
+        return f"n/a (n={n})"
     if lo is None or hi is None:
         return "-"
     return f"[{fmt(lo)}, {fmt(hi)}]"
@@ -105,7 +108,7 @@ def metrics_tables(metrics: Sequence[MetricRow], scorer: dict | None = None) -> 
         t.add_column("95% CI", justify="right")
         t.add_column("n", justify="right")
         for m in sorted(rows, key=lambda m: (m.name, m.subgroup)):
-            t.add_row(m.name, escape(m.subgroup or "all"), fmt(m.value), fmt_ci(m.ci_low, m.ci_high), str(m.n))
+            t.add_row(m.name, escape(m.subgroup or "all"), fmt(m.value), fmt_ci(m.ci_low, m.ci_high, m.n), str(m.n))
         tables.append(t)
     return tables
 

@@ -11,6 +11,13 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
+#: A non-inferiority gate could not tell: the CI is too wide to rule a regression in or out.
+#: CI pipelines that want "not shown safe" to block can treat 3 like 1.
+EXIT_INCONCLUSIVE = 3
+#: A bug (an unexpected exception): never 1, so it cannot be mistaken for a failed gate.
+#: 70 is EX_SOFTWARE in sysexits.h.
+EXIT_INTERNAL = 70
+INTERRUPTED = 130
 
 
 class UserError(Exception):

@@ -1,37 +1,53 @@
-"""Regression gates: `rai-audit gate` turns a comparison into a pass/fail verdict for cron and CI.
+"""Regression gates: `rai-audit gate` turns a comparison into one verdict for cron and CI.
 
 A policy (YAML, validated here) lists rules. Each rule selects rows of a comparison by probe,
 metric and subgroup (shell-style wildcards), says which direction of change is bad and how much
 of it is allowed, absolute (``max_abs_change: 0.05`` = five points) or relative to the base
 model's value (``max_rel_change: 0.10`` = 10 % of |A|), and whether the point estimate or the
-whole 95% CI must stay within the limit:
+whole 95% CI is judged:
 
-* ``use: point`` fails when the estimated change is beyond the limit.
-* ``use: ci`` (non-inferiority) fails unless the CI bound on the bad side is within the limit:
-  the audit must *show* the model did not regress by more than the limit. An underpowered audit
-  therefore fails, which is the safe default for a release gate.
+* ``use: point`` fails when the estimated change is beyond the limit, else passes.
+* ``use: ci`` is a non-inferiority test with three outcomes. With ``w(d)`` the worsening a
+  change ``d`` means (see below) and ``[lo, hi]`` the CI of ``d``:
+  **pass** when the CI rules out a worsening beyond the margin (max of w over the CI <= limit);
+  **fail** when the worsening is significant (min of w over the CI > 0, i.e. the CI excludes
+  "no worse") *and* the point estimate is beyond the margin;
+  **inconclusive** otherwise: the CI is too wide to tell. An inconclusive audit is its own verdict
+  (exit 3), so a release pipeline can choose to block on it like a failure.
 
 ``direction: worse`` takes the bad side from the metric's ``better`` field: higher-is-better
-metrics must not fall, lower-is-better must not rise, and closer-to-zero (closer-to-half)
-metrics must not move further *away* from 0 (0.5): the checked number is the growth of the
-distance to the ideal point, |B - t| - |A - t|; with ``use: ci`` B ranges over A + CI (A held
-fixed, an approximation), and the largest growth is checked. Metrics without a direction are
-bounded both ways.
+metrics must not fall (w = -d), lower-is-better must not rise (w = d), closer-to-zero
+(closer-to-half) metrics must not move further *away* from 0 (0.5): w(d) = |A + d - t| - |A - t|
+(A held fixed, an approximation). Metrics without a direction are bounded both ways (w = |d|).
 
-Errors count as failures: error records in either run and rules that cannot be evaluated
-(metric missing for a probe that was run, undefined value, no CI) are added up and the gate
-fails when they exceed ``max_errors`` (default 0). A rule with ``undefined: skip`` marks its
-undefined rows skipped instead (for small demo samples where subgroup metrics such as an AUC
-over one class are undefined); it never hides a row that can be judged. Exit codes: 0 pass, 1 fail; an invalid
-policy or input is a UserError (exit 2).
+**Minimum support.** A row with fewer than ``min_items`` paired items or ``min_clusters``
+clusters (policy-wide defaults 10 and 6, per-rule overrides; docs/metrics.md justifies them: below
+6 clusters no two-sided test at 0.05 can ever reject) is **insufficient data**: reported and
+counted apart, neither a pass nor an error. So is a row whose value is undefined on these items
+(an AUC in a one-class subgroup), unless the rule says ``undefined: error``.
+
+**Rules apply to what probes declare.** A rule applies to the probes whose name matches its probe
+pattern and that declare a metric matching its metric pattern; it produces no row elsewhere. A
+rule that matches no probe or metric that any registered probe declares is a configuration
+error when the policy is loaded (exit 2, with the nearest names), so a typo never reads as a
+regression. Error records in either run count against ``max_errors`` (default 0), and so do
+rules with ``required: true`` that found no row.
+
+The policy an audit used (its name and content hash) is stored with the audit's comparison
+(:func:`policy_identity`); :func:`gate_for_comparison` judges a comparison by that policy unless
+another is asked for, which is then labelled a what-if.
+
+Exit codes: 0 pass, 1 fail, 3 inconclusive; an invalid policy or input is a UserError (exit 2).
 
 Example::
 
     version: 1
     max_errors: 0
+    min_items: 10
+    min_clusters: 6
     rules:
       - probe: "*"             # every probe
-        metric: "*"            # every metric of the probe's aggregate
+        metric: "*"            # every metric the probe declares
         subgroup: ""           # overall only ("*" = overall and every subgroup)
         direction: worse
         max_abs_change: 0.05
@@ -40,21 +56,33 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rai_audit.compare import Comparison, DiffRow
 from rai_audit.data_root import project_data_dir
-from rai_audit.errors import EXIT_GATE_FAILED, EXIT_OK, UserError
+from rai_audit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UserError
+from rai_audit.hashing import sha256_json
 
-Verdict = Literal["pass", "fail", "error", "skipped"]
+RowVerdict = Literal["pass", "fail", "inconclusive", "insufficient", "error"]
+Verdict = Literal["pass", "fail", "inconclusive"]
+ROW_VERDICTS: tuple[str, ...] = ("fail", "inconclusive", "error", "insufficient", "pass")
 _EPS = 1e-12
+#: Defaults of the minimum support (docs/metrics.md, "Minimum support", says why these numbers).
+MIN_ITEMS = 10
+MIN_CLUSTERS = 6
+DEFAULT_POLICY = "default"
+
+
+def _is_pattern(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
 
 
 class Rule(BaseModel):
@@ -71,10 +99,12 @@ class Rule(BaseModel):
     max_abs_change: float | None = Field(default=None, ge=0)
     max_rel_change: float | None = Field(default=None, ge=0)
     use: Literal["ci", "point"] = "ci"
-    required: bool = False  # a rule matching no row of a probe that was run is an error
-    # What a row whose value cannot be judged (undefined difference, no CI, e.g. an AUC in a
-    # subgroup with one class) counts as: "error" (counts against max_errors) or "skip".
-    undefined: Literal["error", "skip"] = "error"
+    required: bool = False  # a rule that finds no row in a comparison is an error
+    # What a row whose value cannot be judged (undefined difference, no CI) counts as:
+    # "insufficient" (default; "skip" is the older spelling) or "error" (counts against max_errors).
+    undefined: Literal["insufficient", "error", "skip"] = "insufficient"
+    min_items: int | None = Field(default=None, ge=1)
+    min_clusters: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_limit(self) -> "Rule":
@@ -96,6 +126,8 @@ class Policy(BaseModel):
     version: Literal[1] = 1
     description: str = ""
     max_errors: int = Field(default=0, ge=0)
+    min_items: int = Field(default=MIN_ITEMS, ge=1)
+    min_clusters: int = Field(default=MIN_CLUSTERS, ge=1)
     rules: list[Rule] = Field(min_length=1)
 
 
@@ -112,27 +144,44 @@ class GateRow:
     ci_low: float | None
     ci_high: float | None
     bad_direction: str  # "increase" | "decrease" | "either" | "away from T"
-    limit: float | None  # allowed change on the bad side (>= 0)
-    checked: float | None  # the number compared with the limit (point or CI bound)
-    verdict: Verdict
+    limit: float | None  # allowed worsening (>= 0)
+    checked: float | None  # the worsening compared with the limit (point, or the CI's worst case)
+    verdict: RowVerdict
     reason: str = ""
+    n: int | None = None
+    clusters: int | None = None
+    mde: float | None = None
+    headline: bool = False
 
 
 @dataclass
 class GateResult:
     policy: dict[str, Any]
     rows: list[GateRow]
-    errors: int  # error records plus rules in error
+    errors: int  # error records plus required rules that found nothing
     max_errors: int
-    verdict: Literal["pass", "fail"]
+    verdict: Verdict
+    policy_name: str = DEFAULT_POLICY
+    policy_sha256: str = ""
+    what_if: bool = False
+    min_items: int = MIN_ITEMS
+    min_clusters: int = MIN_CLUSTERS
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.verdict == "pass" else EXIT_GATE_FAILED
+        return {"pass": EXIT_OK, "fail": EXIT_GATE_FAILED}.get(self.verdict, EXIT_INCONCLUSIVE)
+
+    @property
+    def label(self) -> str:
+        if self.what_if:
+            return f"what-if: {self.policy_name} policy"
+        return f"audit policy: {self.policy_name}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["exit_code"] = self.exit_code
+        d["label"] = self.label
         return d
 
 
@@ -143,25 +192,50 @@ def bundled_policy_path(name: str) -> Path:
     return project_data_dir() / "policies" / f"{name}.yaml"
 
 
-def load_policy(source: str | Path | Mapping[str, Any]) -> Policy:
-    """A policy from a YAML file, a bundled name ("default", "demo") or a mapping."""
+def bundled_policy_names() -> list[str]:
+    return sorted(p.stem for p in (project_data_dir() / "policies").glob("*.yaml"))
+
+
+def policy_name(source: str | Path) -> str:
+    """A readable name for a policy source: the bundled name, else the file's path as given."""
+    text = str(source)
+    if not Path(text).exists() and bundled_policy_path(text).exists():
+        return text
+    path = Path(text)
+    for name in bundled_policy_names():
+        if path.exists() and path.resolve() == bundled_policy_path(name).resolve():
+            return name
+    return text
+
+
+def load_policy(source: str | Path | Mapping[str, Any], *, declared: Mapping[str, Sequence[str]] | None = None) -> Policy:
+    """A policy from a YAML file, a bundled name ("default", "demo") or a mapping.
+
+    Every rule must match a probe and a metric that some probe declares (``declared``: probe
+    name -> metric names; default: every registered probe's ``metric_specs``), else UserError.
+    """
     if isinstance(source, Mapping):
-        return _validate(dict(source), "the policy")
-    path = Path(source)
-    if not path.exists() and bundled_policy_path(str(source)).exists():
-        path = bundled_policy_path(str(source))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(
-            f"Gate policy {str(source)!r} not found. Give a YAML file path or a bundled policy name "
-            f"(default, demo)."
-        ) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f"Gate policy {path} is not valid YAML: {e}. Fix the file and try again.") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"Gate policy {path} must be a mapping with a 'rules' list (see data/policies/default.yaml).")
-    return _validate(raw, str(path))
+        policy = _validate(dict(source), "the policy")
+        where = "the policy"
+    else:
+        path = Path(source)
+        if not path.exists() and bundled_policy_path(str(source)).exists():
+            path = bundled_policy_path(str(source))
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, IsADirectoryError):
+            raise UserError(
+                f"Gate policy {str(source)!r} not found. Give a YAML file path or a bundled policy name "
+                f"({', '.join(bundled_policy_names())})."
+            ) from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise UserError(f"Gate policy {path} is not valid YAML: {e}. Fix the file and try again.") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"Gate policy {path} must be a mapping with a 'rules' list (see data/policies/default.yaml).")
+        where = str(path)
+        policy = _validate(raw, where)
+    check_targets(policy, declared_metrics() if declared is None else declared, where)
+    return policy
 
 
 def _validate(raw: dict[str, Any], where: str) -> Policy:
@@ -172,6 +246,56 @@ def _validate(raw: dict[str, Any], where: str) -> Policy:
             f"{'.'.join(str(p) for p in err['loc']) or 'policy'}: {err['msg']}" for err in e.errors()
         )
         raise UserError(f"Gate policy {where} is invalid: {problems}. See data/policies/default.yaml for the format.") from None
+
+
+def declared_metrics() -> dict[str, list[str]]:
+    """Probe name -> the metric names its class declares, for every registered probe."""
+    import probes  # lazily: probe modules are light, but rai_audit does not import them at top level
+
+    out: dict[str, list[str]] = {}
+    for name in probes.REGISTRY:
+        try:
+            out[name] = [s.name for s in probes.probe_class(name).metric_specs]
+        except Exception:  # noqa: BLE001 - an extra probe that fails to import declares nothing
+            out[name] = []
+    return out
+
+
+def _suggest(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word.replace("*", ""), sorted(set(candidates)), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def check_targets(policy: Policy, declared: Mapping[str, Sequence[str]], where: str) -> None:
+    """UserError for a rule whose probe or metric pattern matches nothing any probe declares.
+
+    Outcome rules name per-item outcome keys, which probes do not declare up front, so only their
+    probe pattern is checked.
+    """
+    problems = []
+    for rule in policy.rules:
+        probes_hit = [p for p in declared if fnmatch.fnmatchcase(p, rule.probe)]
+        if not probes_hit:
+            problems.append(f"rule {rule.label!r}: probe {rule.probe!r} matches no probe.{_suggest(rule.probe, list(declared))}")
+            continue
+        if rule.source == "outcome":
+            continue
+        metrics = [m for p in probes_hit for m in declared[p]]
+        if metrics and not any(fnmatch.fnmatchcase(m, rule.metric) for m in metrics):
+            problems.append(
+                f"rule {rule.label!r}: metric {rule.metric!r} is declared by no probe matching {rule.probe!r}."
+                f"{_suggest(rule.metric, metrics)}"
+            )
+    if problems:
+        raise UserError(f"Gate policy {where} names metrics that do not exist: " + " ".join(problems)
+                        + " Probes and their metrics are listed in docs/metrics.md.")
+
+
+def policy_identity(source: str | Path | Mapping[str, Any], policy: Policy) -> dict[str, Any]:
+    """Name, content hash and content of a policy, as stored with an audit's comparison."""
+    content = policy.model_dump()
+    name = "inline policy" if isinstance(source, Mapping) else policy_name(source)
+    return {"name": name, "sha256": sha256_json(content), "content": content}
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -205,117 +329,195 @@ def bad_direction(rule: Rule, row: DiffRow) -> str:
     return "either"
 
 
-def evaluate_row(rule: Rule, row: DiffRow) -> GateRow:
-    result = _judge(rule, row)
-    if result.verdict == "error" and rule.undefined == "skip":
-        result.verdict = "skipped"
-    return result
+def worsening_range(side: str, lo: float, hi: float, value_a: float | None = None, target: float | None = None) -> tuple[float, float]:
+    """(min, max) of the worsening w(d) over changes d in [lo, hi] (module docstring)."""
+    if side == "increase":
+        return lo, hi
+    if side == "decrease":
+        return -hi, -lo
+    if side == "either":
+        return (0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
+    assert value_a is not None and target is not None
+    w = lambda d: abs(value_a + d - target) - abs(value_a - target)  # noqa: E731
+    candidates = [lo, hi] + ([target - value_a] if lo <= target - value_a <= hi else [])
+    values = [w(d) for d in candidates]
+    return min(values), max(values)
 
 
-def _judge(rule: Rule, row: DiffRow) -> GateRow:
+def evaluate_row(rule: Rule, row: DiffRow, *, min_items: int = MIN_ITEMS, min_clusters: int = MIN_CLUSTERS,
+                 headline: str | None = None) -> GateRow:
+    """Judge one comparison row by one rule (pass / fail / inconclusive / insufficient / error)."""
     side = bad_direction(rule, row)
     base = dict(
         rule=rule.label, probe=row.probe, metric=row.metric, subgroup=row.subgroup, source=row.source,
         value_a=None if _nan(row.value_a) else row.value_a, value_b=None if _nan(row.value_b) else row.value_b,
         value=None if _nan(row.diff) else row.diff, ci_low=row.ci_low, ci_high=row.ci_high, bad_direction=side,
+        n=row.n, clusters=getattr(row, "clusters", None), mde=row.mde,
+        headline=headline is not None and row.subgroup == "" and row.metric == headline,
     )
+    need_items = rule.min_items or min_items
+    need_clusters = rule.min_clusters or min_clusters
+    clusters = base["clusters"]
+    if row.n is not None and row.n < need_items:
+        return GateRow(**base, limit=None, checked=None, verdict="insufficient", reason=f"n = {row.n} item(s), below the minimum of {need_items}")
+    if clusters is not None and clusters < need_clusters:
+        return GateRow(**base, limit=None, checked=None, verdict="insufficient",
+                       reason=f"{clusters} cluster(s), below the minimum of {need_clusters}")
+    undefined: RowVerdict = "error" if rule.undefined == "error" else "insufficient"
     if rule.max_abs_change is not None:
         limit = rule.max_abs_change
     elif _nan(row.value_a):
-        return GateRow(**base, limit=None, checked=None, verdict="error", reason="relative limit but value A is undefined")
+        return GateRow(**base, limit=None, checked=None, verdict=undefined, reason="relative limit but value A is undefined")
     else:
         limit = rule.max_rel_change * abs(row.value_a)
     if _nan(row.diff):
-        return GateRow(**base, limit=limit, checked=None, verdict="error", reason="the difference is undefined")
+        return GateRow(**base, limit=limit, checked=None, verdict=undefined, reason="the difference is undefined on these items")
     if rule.use == "ci" and (row.ci_low is None or row.ci_high is None):
-        return GateRow(**base, limit=limit, checked=None, verdict="error", reason="no confidence interval")
-    lo, hi = (row.ci_low, row.ci_high) if rule.use == "ci" else (row.diff, row.diff)
-    if side.startswith("away from"):
-        if _nan(row.value_a):
-            return GateRow(**base, limit=limit, checked=None, verdict="error", reason="value A is undefined")
-        t = _TARGETS[row.better]
-        dist_a = abs(row.value_a - t)
-        checked = max(abs(row.value_a + lo - t), abs(row.value_a + hi - t)) - dist_a
-        failed = checked > limit + _EPS
-    elif side == "increase":
-        checked, failed = hi, hi > limit + _EPS
-    elif side == "decrease":
-        checked, failed = lo, lo < -limit - _EPS
+        return GateRow(**base, limit=limit, checked=None, verdict=undefined, reason="no confidence interval on these items")
+    target = _TARGETS.get(row.better) if side.startswith("away from") else None
+    if target is not None and _nan(row.value_a):
+        return GateRow(**base, limit=limit, checked=None, verdict=undefined, reason="value A is undefined")
+    value_a = None if _nan(row.value_a) else row.value_a
+    w_point = worsening_range(side, row.diff, row.diff, value_a, target)[0]
+    dist = " of the distance" if target is not None else ""
+    if rule.use == "point":
+        failed = w_point > limit + _EPS
+        reason = f"worsening{dist} {w_point:+.4g} {'beyond' if failed else 'within'} the allowed {limit:.4g}"
+        return GateRow(**base, limit=limit, checked=w_point, verdict="fail" if failed else "pass", reason=reason)
+    w_min, w_max = worsening_range(side, row.ci_low, row.ci_high, value_a, target)
+    if w_max <= limit + _EPS:
+        verdict: RowVerdict = "pass"
+        reason = f"the CI rules out a worsening{dist} beyond {limit:.4g} (worst case {w_max:+.4g})"
+    elif w_min > _EPS and w_point > limit + _EPS:
+        verdict = "fail"
+        reason = f"significant worsening{dist}: {w_point:+.4g}, beyond the allowed {limit:.4g} (CI excludes no change)"
     else:
-        checked = hi if abs(hi) >= abs(lo) else lo
-        failed = abs(checked) > limit + _EPS
-    what = ("CI bound" if rule.use == "ci" else "change") + (" of the distance" if side.startswith("away") else "")
-    reason = f"{what} {checked:+.4g} {'beyond' if failed else 'within'} allowed {side} {limit:.4g}"
-    return GateRow(**base, limit=limit, checked=checked, verdict="fail" if failed else "pass", reason=reason)
+        verdict = "inconclusive"
+        reason = f"the CI is too wide to tell: worsening{dist} between {w_min:+.4g} and {w_max:+.4g}, allowed {limit:.4g}"
+    return GateRow(**base, limit=limit, checked=w_max, verdict=verdict, reason=reason)
 
 
-def _missing(rule: Rule, probe: str, reason: str, verdict: Verdict) -> GateRow:
+def _required_missing(rule: Rule, probe: str) -> GateRow:
     return GateRow(
         rule=rule.label, probe=probe, metric=rule.metric, subgroup=rule.subgroup, source=rule.source,
         value_a=None, value_b=None, value=None, ci_low=None, ci_high=None, bad_direction=rule.direction,
-        limit=None, checked=None, verdict=verdict, reason=reason,
+        limit=None, checked=None, verdict="error", reason="required rule found no row in this comparison",
     )
 
 
-def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | Mapping[str, Any]) -> GateResult:
-    """Evaluate every rule on every row it selects; errors count against ``max_errors``."""
+def _applies(rule: Rule, probe: Any) -> bool:
+    """A rule applies to a probe whose name matches and that declares a matching metric (probes
+    whose declarations are unknown, e.g. that could not be loaded, are matched by name only)."""
+    if not fnmatch.fnmatchcase(probe.probe, rule.probe):
+        return False
+    if rule.source == "outcome":
+        return True
+    names = [s.get("name") for s in probe.metric_specs or []]
+    return not names or any(fnmatch.fnmatchcase(str(n), rule.metric) for n in names) or rule.source == "any"
+
+
+def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | Mapping[str, Any], *,
+                  name: str | None = None, what_if: bool = False) -> GateResult:
+    """Evaluate every rule on every row it selects. ``name`` labels the policy in outputs."""
     if not isinstance(policy, Policy):
-        policy = load_policy(policy)
+        policy = _validate(dict(policy), "the policy")
     if not isinstance(comparison, Comparison):
         comparison = Comparison.from_dict(comparison)
-    probes_run = {p.probe for p in comparison.probes}
     rows: list[GateRow] = []
-    for rule in policy.rules:
-        matched = [evaluate_row(rule, r) for r in comparison.rows if _matches(rule, r)]
-        rows.extend(matched)
-        matched_probes = {g.probe for g in matched}
-        # A probe named without wildcards must have the rule's metric; a wildcard rule may not
-        # apply to every probe. ``required`` makes any gap an error.
-        explicit = not any(ch in rule.probe for ch in "*?[")
-        selected = sorted(p for p in probes_run if fnmatch.fnmatchcase(p, rule.probe))
-        for probe in selected:
-            if probe not in matched_probes:
-                rows.append(_missing(rule, probe, "no such metric/subgroup in this probe's comparison",
-                                     "error" if rule.required or explicit else "skipped"))
-        if not selected:
-            rows.append(_missing(rule, rule.probe, "probe not in this comparison", "error" if rule.required else "skipped"))
     record_errors = comparison.errors
+    for rule in policy.rules:
+        for p in comparison.probes:
+            if not _applies(rule, p):
+                continue
+            matched = [evaluate_row(rule, r, min_items=policy.min_items, min_clusters=policy.min_clusters,
+                                    headline=getattr(p, "headline", None)) for r in p.rows if _matches(rule, r)]
+            if not matched and rule.required:
+                matched = [_required_missing(rule, p.probe)]
+            rows.extend(matched)
     rule_errors = sum(r.verdict == "error" for r in rows)
     errors = record_errors + rule_errors
-    rows.append(GateRow(
-        rule="errors (error records + rules in error)", probe="*", metric="errors", subgroup="", source="run",
-        value_a=None, value_b=None, value=float(errors), ci_low=None, ci_high=None, bad_direction="increase",
-        limit=float(policy.max_errors), checked=float(errors),
-        verdict="fail" if errors > policy.max_errors else "pass",
-        reason=f"{record_errors} error record(s), {rule_errors} rule(s) in error; {policy.max_errors} allowed",
-    ))
-    failed = any(r.verdict == "fail" for r in rows)
+    counts = {v: sum(r.verdict == v for r in rows) for v in ROW_VERDICTS}
+    if errors > policy.max_errors or counts["fail"]:
+        verdict: Verdict = "fail"
+    elif counts["inconclusive"]:
+        verdict = "inconclusive"
+    else:
+        verdict = "pass"
+    content = policy.model_dump()
     return GateResult(
-        policy=policy.model_dump(), rows=rows, errors=errors, max_errors=policy.max_errors,
-        verdict="fail" if failed else "pass",
+        policy=content, rows=rows, errors=errors, max_errors=policy.max_errors, verdict=verdict,
+        policy_name=name or "inline policy", policy_sha256=sha256_json(content), what_if=what_if,
+        min_items=policy.min_items, min_clusters=policy.min_clusters, counts=counts,
     )
+
+
+def gate_for_comparison(comparison: Comparison | Mapping[str, Any], policy: str | Path | None = None) -> GateResult:
+    """The verdict of a comparison: under the audit's own policy (stored with the comparison) when
+    ``policy`` is None, else under ``policy``, labelled a what-if unless it is the same policy.
+
+    A comparison made outside an audit (``rai-audit compare``) has no policy of its own; it is
+    judged by the bundled default policy.
+    """
+    if not isinstance(comparison, Comparison):
+        comparison = Comparison.from_dict(comparison)
+    own = comparison.policy
+    if policy is None:
+        if own:
+            return evaluate_gate(own["content"], comparison, name=own["name"])
+        result = evaluate_gate(load_policy(DEFAULT_POLICY), comparison, name=DEFAULT_POLICY)
+        return result
+    loaded = load_policy(policy)
+    ident = policy_identity(policy, loaded)
+    same = bool(own) and own.get("sha256") == ident["sha256"]
+    return evaluate_gate(loaded, comparison, name=ident["name"], what_if=bool(own) and not same)
 
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:+.4f}"
 
 
+def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: int | None = None) -> str:
+    """A CI as text; never an interval from one item or cluster (that reads like certainty)."""
+    if (n is not None and n < 2) or (clusters is not None and clusters < 2):
+        return f"n/a (n={n if n is not None and n < 2 else clusters})"
+    if lo is None or hi is None:
+        return "-"
+    return f"[{lo:+.4f}, {hi:+.4f}]"
+
+
+def verdict_line(result: GateResult) -> str:
+    c = result.counts
+    return (f"Gate verdict: {result.verdict.upper()} under the {result.label} (sha256 {result.policy_sha256[:12]}); "
+            f"{c.get('fail', 0)} failing, {c.get('inconclusive', 0)} inconclusive, {c.get('pass', 0)} passing, "
+            f"{c.get('insufficient', 0)} insufficient-data row(s); {result.errors} error(s), {result.max_errors} allowed "
+            f"(exit {result.exit_code})")
+
+
 def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
-    """A plain-text table of every rule row (what ``rai-audit gate`` prints); with
-    ``only_not_passed`` rows that passed or were skipped are counted instead of listed."""
-    header = ("verdict", "probe", "metric", "subgroup", "A", "B", "change", "95% CI", "limit", "rule")
+    """A plain-text table of the rule rows (what ``rai-audit gate`` prints). Insufficient-data rows
+    are counted, not listed, unless ``only_not_passed`` is False and they are all there is; with
+    ``only_not_passed`` passing rows are counted instead of listed too."""
+    header = ("verdict", "probe", "metric", "subgroup", "n", "A", "B", "change", "95% CI", "MDE", "limit", "rule")
     lines = [header]
-    shown = [r for r in result.rows if not (only_not_passed and r.verdict in ("pass", "skipped"))]
+    hidden = {"insufficient"} | ({"pass"} if only_not_passed else set())
+    shown = [r for r in result.rows if r.verdict not in hidden]
+    order = {v: i for i, v in enumerate(ROW_VERDICTS)}
+    shown.sort(key=lambda r: (order[r.verdict], not r.headline, r.probe, r.metric, r.subgroup))
     for r in shown:
-        ci = "-" if r.ci_low is None or r.ci_high is None else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
         limit = "-" if r.limit is None else f"{r.bad_direction} <= {r.limit:.4f}"
         a = "-" if r.value_a is None else f"{r.value_a:.4f}"
         b = "-" if r.value_b is None else f"{r.value_b:.4f}"
-        lines.append((r.verdict.upper(), r.probe, r.metric, r.subgroup or "overall", a, b, _fmt(r.value), ci, limit, r.rule))
+        mde = "-" if r.mde is None else f"{r.mde:.4f}"
+        lines.append((r.verdict.upper(), r.probe, r.metric, r.subgroup or "overall", "-" if r.n is None else str(r.n), a, b,
+                      _fmt(r.value), fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters), mde, limit, r.rule))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
-    passed = sum(r.verdict == "pass" for r in result.rows)
-    skipped = sum(r.verdict == "skipped" for r in result.rows)
-    note = (f"\n({passed} passing and {skipped} skipped rule rows not shown; `rai-audit gate` lists them all)"
-            if only_not_passed and (passed or skipped) else "")
-    return f"{text}{note}\n\nGate verdict: {result.verdict.upper()} (exit {result.exit_code})"
+    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines) if shown else "(no rows to list)"
+    notes = []
+    if only_not_passed and result.counts.get("pass"):
+        notes.append(f"{result.counts['pass']} passing row(s) not listed")
+    if result.counts.get("insufficient"):
+        notes.append(f"{result.counts['insufficient']} row(s) with insufficient data (fewer than {result.min_items} items or "
+                     f"{result.min_clusters} clusters, or undefined on these items) not listed; `--json` has them")
+    note = "".join(f"\n({n})" for n in notes)
+    power = "\nMDE: the smallest change detectable at alpha 0.05 with power 0.8 at the row's n."
+    return f"{text}{note}{power}\n\n{verdict_line(result)}"

@@ -106,6 +106,9 @@ class Probe(ABC):
     Params: ClassVar[type[ProbeParams]] = ProbeParams
     needs_scorer: ClassVar[bool] = False
     metric_specs: ClassVar[Sequence[MetricSpec]] = ()
+    #: The metric a report's first page shows for this probe (one row per probe); "" = the first
+    #: of ``metric_specs``.
+    headline_metric: ClassVar[str] = ""
 
     def __init__(self, params: ProbeParams | Mapping[str, Any] | None = None, data_root: Path | None = None):
         if params is None or isinstance(params, Mapping):

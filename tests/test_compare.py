@@ -197,7 +197,7 @@ def test_planted_difference_is_significant(planted_store):
     row = _row(comp, "fakebias", "pct_stereotyped")
     assert row.value_a == pytest.approx(share_a) and row.value_b == 1.0
     assert row.diff == pytest.approx(1.0 - share_a)
-    assert row.significant and row.p_adjusted < 0.05 and row.ci_low > 0 and row.mde is None
+    assert row.significant and row.p_adjusted < 0.05 and row.ci_low > 0 and row.mde > 0
     assert row.better == "closer_to_half" and row.kind == "ratio"
     # per-item outcome: clustered binary outcome -> cluster bootstrap; p also small
     out_row = _row(comp, "fakebias", "stereotyped", "", "outcome")

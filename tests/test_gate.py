@@ -9,7 +9,7 @@ import pytest
 
 from rai_audit.compare import Comparison, DiffRow, ProbeComparison, compare_runs
 from rai_audit.errors import UserError
-from rai_audit.gate import Policy, Rule, evaluate_gate, evaluate_row, format_table, load_policy
+from rai_audit.gate import Policy, Rule, evaluate_gate, evaluate_row, fmt_ci, format_table, load_policy
 from tests.test_compare import fake_loader, planted_store  # noqa: F401 - fixture
 
 
@@ -32,8 +32,15 @@ def comparison(rows, errors_a=0):
 def test_point_vs_ci_lower_is_better():
     r = row(0.03, -0.01, 0.07)
     assert evaluate_row(Rule(max_abs_change=0.05, use="point"), r).verdict == "pass"
+    # CI [-0.01, 0.07] neither rules out a rise beyond 0.05 nor shows a significant rise: inconclusive
     g = evaluate_row(Rule(max_abs_change=0.05, use="ci"), r)
-    assert g.verdict == "fail" and g.checked == 0.07 and g.limit == 0.05 and g.bad_direction == "increase"
+    assert g.verdict == "inconclusive" and g.checked == 0.07 and g.limit == 0.05 and g.bad_direction == "increase"
+    # significant rise (CI excludes 0) with the point beyond the margin: fail
+    assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(0.08, 0.03, 0.13)).verdict == "fail"
+    # significant rise, but the point within the margin and the CI crossing it: inconclusive
+    assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(0.04, 0.01, 0.07)).verdict == "inconclusive"
+    # the CI rules out a rise beyond the margin: pass, even though the rise is significant
+    assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(0.02, 0.01, 0.04)).verdict == "pass"
     # an improvement (decrease) never fails a lower-is-better rule
     assert evaluate_row(Rule(max_abs_change=0.0, use="ci"), row(-0.3, -0.4, -0.2)).verdict == "pass"
 
@@ -41,11 +48,36 @@ def test_point_vs_ci_lower_is_better():
 def test_higher_is_better_and_explicit_directions():
     assert evaluate_row(Rule(max_abs_change=0.05, use="point"), row(-0.06, -0.1, 0.0, better="higher")).verdict == "fail"
     assert evaluate_row(Rule(max_abs_change=0.05, use="point"), row(0.2, 0.1, 0.3, better="higher")).verdict == "pass"
+    assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(-0.2, -0.3, -0.1, better="higher")).verdict == "fail"
     either = Rule(max_abs_change=0.05, use="ci", direction="either")
-    assert evaluate_row(either, row(0.0, -0.06, 0.01)).verdict == "fail"
+    assert evaluate_row(either, row(0.0, -0.06, 0.01)).verdict == "inconclusive"
+    assert evaluate_row(either, row(-0.1, -0.16, -0.04)).verdict == "fail"
     assert evaluate_row(either, row(0.0, -0.04, 0.04)).verdict == "pass"
     # exactly at the limit passes
     assert evaluate_row(Rule(max_abs_change=0.05, use="point", direction="increase"), row(0.05, 0, 0.1)).verdict == "pass"
+
+
+def test_minimum_support_is_insufficient_data_not_error():
+    small = DiffRow(probe="p", metric="m", subgroup="g=1", source="metric", method="t", n=4, value_a=0.2, value_b=0.9,
+                    diff=0.7, ci_low=0.7, ci_high=0.7, p_value=0.1, p_adjusted=0.1, significant=False, mde=None,
+                    better="lower", clusters=4)
+    g = evaluate_row(Rule(max_abs_change=0.05, use="point"), small)
+    assert g.verdict == "insufficient" and "n = 4" in g.reason
+    few_clusters = DiffRow(**{**small.__dict__, "n": 40, "clusters": 5})
+    assert evaluate_row(Rule(max_abs_change=0.05, use="point"), few_clusters).verdict == "insufficient"
+    assert evaluate_row(Rule(max_abs_change=0.05, use="point"), few_clusters, min_clusters=5).verdict == "fail"
+    assert evaluate_row(Rule(max_abs_change=0.05, use="point", min_items=3, min_clusters=2), small).verdict == "fail"
+    res = evaluate_gate({"rules": [{"subgroup": "*", "max_abs_change": 0.05, "use": "point"}]},
+                        comparison([small, row(0.0, -0.01, 0.01)]))
+    assert res.verdict == "pass" and res.counts["insufficient"] == 1 and res.errors == 0
+    text = format_table(res)
+    assert "1 row(s) with insufficient data" in text and "INSUFFICIENT" not in text
+
+
+def test_ci_from_one_item_is_not_an_interval():
+    assert fmt_ci(0.686, 0.686, n=1) == "n/a (n=1)"
+    assert fmt_ci(0.1, 0.3, n=40, clusters=1) == "n/a (n=1)"
+    assert fmt_ci(0.1, 0.3, n=40, clusters=12) == "[+0.1000, +0.3000]"
 
 
 def test_relative_limit():
@@ -69,27 +101,61 @@ def test_closer_to_half_judges_distance_growth_across_the_ideal():
 
 def test_errors_count_as_failures_unless_allowed():
     rows = [row(0.0, -0.01, 0.01), row(math.nan, None, None, metric="undefined")]
-    res = evaluate_gate({"rules": [{"max_abs_change": 0.05}]}, comparison(rows))
+    res = evaluate_gate({"rules": [{"max_abs_change": 0.05, "undefined": "error"}]}, comparison(rows))
     verdicts = {(g.metric, g.verdict) for g in res.rows}
     assert ("m", "pass") in verdicts and ("undefined", "error") in verdicts
     assert res.errors == 1 and res.verdict == "fail" and res.exit_code == 1
-    ok = evaluate_gate({"max_errors": 1, "rules": [{"max_abs_change": 0.05}]}, comparison(rows))
+    ok = evaluate_gate({"max_errors": 1, "rules": [{"max_abs_change": 0.05, "undefined": "error"}]}, comparison(rows))
     assert ok.verdict == "pass" and ok.exit_code == 0
     # an error record in a run counts too
     rec = evaluate_gate({"rules": [{"max_abs_change": 0.05}]}, comparison([row(0.0, 0.0, 0.0)], errors_a=2))
     assert rec.errors == 2 and rec.verdict == "fail"
 
 
-def test_missing_metrics_explicit_vs_wildcard():
+def test_rules_apply_only_where_declared_and_typos_are_config_errors():
     comp = comparison([row(0.0, 0.0, 0.0)])
-    explicit = evaluate_gate({"rules": [{"probe": "p", "metric": "nope", "max_abs_change": 0.1}]}, comp)
-    assert explicit.verdict == "fail" and explicit.rows[0].verdict == "error"
-    wildcard = evaluate_gate({"rules": [{"probe": "*", "metric": "nope", "max_abs_change": 0.1}]}, comp)
-    assert wildcard.verdict == "pass" and wildcard.rows[0].verdict == "skipped"
-    not_run = evaluate_gate({"rules": [{"probe": "bbq", "metric": "*", "max_abs_change": 0.1}]}, comp)
-    assert not_run.rows[0].verdict == "skipped" and not_run.verdict == "pass"
-    required = evaluate_gate({"rules": [{"probe": "bbq", "metric": "*", "max_abs_change": 0.1, "required": True}]}, comp)
-    assert required.verdict == "fail"
+    comp.probes[0].metric_specs = [{"name": "m", "better": "lower", "kind": "ratio", "description": ""}]
+    # a rule for a metric this probe does not declare gives no row at all (no "SKIPPED" noise)
+    other = evaluate_gate({"rules": [{"probe": "*", "metric": "nope", "max_abs_change": 0.1}]}, comp)
+    assert other.rows == [] and other.verdict == "pass"
+    required = evaluate_gate({"rules": [{"probe": "p", "metric": "m", "subgroup": "x=*", "max_abs_change": 0.1,
+                                         "required": True}]}, comp)
+    assert required.verdict == "fail" and required.rows[0].verdict == "error"
+    # at load time a metric nobody declares is exit 2, naming the rule and the nearest names
+    with pytest.raises(UserError, match="stereotype_scor.*Did you mean stereotype_score") as e:
+        load_policy({"rules": [{"probe": "crows_pairs", "metric": "stereotype_scor", "max_abs_change": 0.1}]})
+    assert e.value.exit_code == 2
+    with pytest.raises(UserError, match="matches no probe.*Did you mean bbq"):
+        load_policy({"rules": [{"probe": "bbqq", "max_abs_change": 0.1}]})
+    load_policy({"rules": [{"probe": "p", "metric": "m", "max_abs_change": 0.1}]}, declared={"p": ["m"]})
+
+
+def test_inconclusive_verdict_and_exit_code():
+    res = evaluate_gate({"rules": [{"max_abs_change": 0.05, "use": "ci"}]}, comparison([row(0.03, -0.01, 0.07)]))
+    assert res.verdict == "inconclusive" and res.exit_code == 3
+    assert "INCONCLUSIVE" in format_table(res)
+    # a failing row outranks an inconclusive one
+    both = evaluate_gate({"rules": [{"subgroup": "*", "max_abs_change": 0.05, "use": "ci"}]},
+                         comparison([row(0.03, -0.01, 0.07), row(0.2, 0.1, 0.3, subgroup="g=1")]))
+    assert both.verdict == "fail" and both.exit_code == 1
+
+
+def test_the_audits_own_policy_is_the_default_and_others_are_what_ifs(planted_store):  # noqa: F811
+    from rai_audit.gate import gate_for_comparison, policy_identity
+
+    ident = policy_identity("demo", load_policy("demo"))
+    assert ident["name"] == "demo" and len(ident["sha256"]) == 64
+    comp = compare_runs(planted_store, "A", "C", n_boot=100, seed=0, probe_loader=fake_loader, policy=ident)
+    assert comp.settings["policy"] == {"name": "demo", "sha256": ident["sha256"]}
+    own = gate_for_comparison(comp.to_dict())
+    assert own.policy_name == "demo" and not own.what_if and own.label == "audit policy: demo"
+    same = gate_for_comparison(comp, "demo")
+    assert not same.what_if
+    other = gate_for_comparison(comp, "default")
+    assert other.what_if and other.label == "what-if: default policy"
+    adhoc = compare_runs(planted_store, "A", "C", n_boot=100, seed=0, probe_loader=fake_loader)
+    assert adhoc.comparison_id != comp.comparison_id  # the audit's comparison is never confused with an ad-hoc one
+    assert gate_for_comparison(adhoc).policy_name == "default" and not gate_for_comparison(adhoc).what_if
 
 
 def test_policy_validation(tmp_path):
@@ -132,20 +198,21 @@ def test_planted_difference_fails_broad_and_default_gates_identical_passes(plant
     # the dict form of the comparison gives the same verdict (gate from a stored comparison)
     assert evaluate_gate(load_policy(BROAD_POINT), planted.to_dict()).verdict == "fail"
     table = format_table(bad)
-    assert "Gate verdict: FAIL (exit 1)" in format_table(evaluate_gate(load_policy(BROAD_POINT), planted))
+    assert "Gate verdict: FAIL" in table and "(exit 1)" in table
     assert "pct_stereotyped" in table
 
 
-def test_undefined_rows_are_errors_by_default_and_skipped_on_request():
+def test_undefined_rows_are_insufficient_by_default_and_errors_on_request():
     undefined = row(math.nan, None, None)
-    strict = Rule(max_abs_change=0.1, use="point")
-    lenient = Rule(max_abs_change=0.1, use="point", undefined="skip")
+    lenient = Rule(max_abs_change=0.1, use="point")
+    strict = Rule(max_abs_change=0.1, use="point", undefined="error")
     assert evaluate_row(strict, undefined).verdict == "error"
-    assert evaluate_row(lenient, undefined).verdict == "skipped"
-    assert evaluate_row(lenient, row(0.3, 0.2, 0.4)).verdict == "fail"  # skip never hides a real failure
+    assert evaluate_row(lenient, undefined).verdict == "insufficient"
+    assert evaluate_row(Rule(max_abs_change=0.1, use="point", undefined="skip"), undefined).verdict == "insufficient"
+    assert evaluate_row(lenient, row(0.3, 0.2, 0.4)).verdict == "fail"  # never hides a real failure
     res_strict = evaluate_gate(Policy(rules=[strict]), comparison([undefined, row(0.0, 0.0, 0.0)]))
     res_lenient = evaluate_gate(Policy(rules=[lenient]), comparison([undefined, row(0.0, 0.0, 0.0)]))
     assert res_strict.verdict == "fail" and res_strict.errors == 1
     assert res_lenient.verdict == "pass" and res_lenient.errors == 0
-    # the passing rule row and the passing error-budget row are counted, not listed; so is the skip
-    assert "2 passing and 1 skipped rule rows not shown" in format_table(res_lenient, only_not_passed=True)
+    table = format_table(res_lenient, only_not_passed=True)
+    assert "1 passing row(s) not listed" in table and "1 row(s) with insufficient data" in table

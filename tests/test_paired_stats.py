@@ -187,7 +187,7 @@ def test_aggregate_wald_test_and_auto_choice():
     assert all(v.p_value == 1.0 for v in same.values())
     small = paired_bootstrap_aggregate(a, b, _share_aggregate, n_boot=50, seed=0)
     big = paired_bootstrap_aggregate(a, b, _share_aggregate, n_boot=50, seed=0, permutation_budget=10)
-    assert small[("pct_stereotyped", "")].method.endswith("+permutation")
+    assert "+permutation" in small[("pct_stereotyped", "")].method
     assert big[("pct_stereotyped", "")].method.endswith("+wald")
 
 
