@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,10 +58,49 @@ def run_dashboard(db: str | None, host: str = "127.0.0.1", port: int = 8501, hea
     root = str(APP.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print(f"rai-audit dashboard: http://{host}:{port}  (Ctrl+C to stop)", file=sys.stderr)
+    return serve_until_stopped(command(host, port, headless), env)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends the server SIGTERM if this launcher dies, even by SIGKILL."""
     try:
-        return subprocess.call(command(host, port, headless), env=env)
-    except KeyboardInterrupt:
-        return 0
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the signal handlers below still stop the child
+        pass
+
+
+def serve_until_stopped(argv: list[str], env: dict[str, str], grace_s: float = 10.0) -> int:
+    """Run the server child in the foreground; Ctrl+C, SIGTERM or SIGHUP to this process stop the
+    child too (SIGTERM, then SIGKILL after ``grace_s``), so no server keeps holding the port.
+
+    Returns 0 when stopped by a signal, else the child's exit code.
+    """
+    child = subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    stopped: list[int] = []
+
+    def stop(signum, _frame):
+        stopped.append(signum)
+        if child.poll() is None:
+            child.terminate()
+
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, stop) for s in handled}
+    try:
+        while True:
+            try:
+                code = child.wait(timeout=grace_s if stopped else None)
+                break
+            except subprocess.TimeoutExpired:
+                child.kill()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return 0 if stopped else code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -340,6 +340,7 @@ def gate(
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help="Judge by this policy instead (YAML path or bundled name: default, demo); labelled a what-if. Default: the policy the audit used (an ad-hoc comparison: default)."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+    all_rows: bool = typer.Option(False, "--all", help="List passing rows too (insufficient-data rows are in --json)."),
 ) -> None:
     """Apply a regression-gate policy to a comparison. Exit 0 pass, 1 fail, 3 inconclusive, 2 error.
 
@@ -356,7 +357,7 @@ def gate(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        typer.echo(format_table(result))
+        typer.echo(format_table(result, only_not_passed=not all_rows))
     raise typer.Exit(result.exit_code)
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_json
 from rai_audit.refusals import is_refusal
+from rai_audit.stats.bootstrap import cluster_support
 from rai_audit.stats.multiple import CORRECTIONS, adjust
 from rai_audit.stats.paired import (
     PairedDiff,
@@ -404,26 +405,6 @@ def _row(probe: str, metric: str, subgroup: str, source: str, res: PairedDiff, m
     )
 
 
-def cluster_of(record: Mapping[str, Any]) -> str:
-    """The independent unit a record belongs to (its cluster, else the item itself)."""
-    c = record.get("cluster")
-    return f"item:{record.get('item_id')}" if c in (None, "") else f"cluster:{c}"
-
-
-def subgroup_clusters(records: Sequence[Mapping[str, Any]], label: str) -> int | None:
-    """Clusters among the records in subgroup ``label`` ("" = all; "k=v[,k2=v2]" as probes label
-    subgroups), or None when the label is not of that form."""
-    if not label:
-        return len({cluster_of(r) for r in records})
-    wanted = []
-    for part in label.split(","):
-        key, sep, value = part.partition("=")
-        if not sep:
-            return None
-        wanted.append((key.strip(), value.strip()))
-    members = [r for r in records if all(str((r.get("subgroups") or {}).get(k)) == v for k, v in wanted)]
-    return len({cluster_of(r) for r in members}) if members else None
-
 
 def _outcome_rows(probe: str, pairs: list[tuple[dict, dict]], better_map: Mapping[str, str], **kw) -> list[DiffRow]:
     keys: list[str] = []
@@ -643,13 +624,14 @@ def compare_runs(
                 [x for x, _ in pairs], [y for _, y in pairs], instance.aggregate, n_boot=n_boot, seed=probe_seed, alpha=alpha,
                 test=aggregate_test,  # type: ignore[arg-type]
             )
+            support = cluster_support([x for x, _ in pairs], instance.aggregate)
             metric_rows = []
             for (metric, subgroup), res in agg.items():
                 spec = spec_by_name.get(metric, {})
                 metric_rows.append(
                     _row(probe, metric, subgroup, "metric", res, mde_paired(res.se, res.extra.get("se_a"), res.extra.get("se_b"), alpha=alpha),
                          spec.get("better", "none"), spec.get("kind", "mean"),
-                         clusters=subgroup_clusters([x for x, _ in pairs], subgroup))
+                         clusters=support.get((metric, subgroup)))
                 )
             rows = metric_rows + rows
         _apply_correction(rows, correction, alpha)

@@ -164,9 +164,11 @@ class GateResult:
     policy_name: str = DEFAULT_POLICY
     policy_sha256: str = ""
     what_if: bool = False
+    recorded: bool = False  # the policy is the one the audit stored with this comparison
     min_items: int = MIN_ITEMS
     min_clusters: int = MIN_CLUSTERS
     counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # small-sample warnings on headline rows
 
     @property
     def exit_code(self) -> int:
@@ -176,7 +178,9 @@ class GateResult:
     def label(self) -> str:
         if self.what_if:
             return f"what-if: {self.policy_name} policy"
-        return f"audit policy: {self.policy_name}"
+        if self.recorded:
+            return f"audit policy: {self.policy_name}"
+        return f"{self.policy_name} policy (no audit policy recorded)"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -417,7 +421,7 @@ def _applies(rule: Rule, probe: Any) -> bool:
 
 
 def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | Mapping[str, Any], *,
-                  name: str | None = None, what_if: bool = False) -> GateResult:
+                  name: str | None = None, what_if: bool = False, recorded: bool = False) -> GateResult:
     """Evaluate every rule on every row it selects. ``name`` labels the policy in outputs."""
     if not isinstance(policy, Policy):
         policy = _validate(dict(policy), "the policy")
@@ -444,11 +448,28 @@ def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | M
     else:
         verdict = "pass"
     content = policy.model_dump()
+    warnings = small_sample_warnings(comparison, policy.min_items, policy.min_clusters)
     return GateResult(
         policy=content, rows=rows, errors=errors, max_errors=policy.max_errors, verdict=verdict,
-        policy_name=name or "inline policy", policy_sha256=sha256_json(content), what_if=what_if,
-        min_items=policy.min_items, min_clusters=policy.min_clusters, counts=counts,
+        policy_name=name or "inline policy", policy_sha256=sha256_json(content), what_if=what_if, recorded=recorded,
+        min_items=policy.min_items, min_clusters=policy.min_clusters, counts=counts, warnings=warnings,
     )
+
+
+def small_sample_warnings(comparison: Comparison, min_items: int, min_clusters: int) -> list[str]:
+    """One line per probe whose headline row (overall) is below the minimum support."""
+    out = []
+    for p in comparison.probes:
+        row = next((r for r in p.rows if r.source == "metric" and not r.subgroup and r.metric == p.headline), None)
+        if row is None:
+            continue
+        low_n = row.n is not None and row.n < min_items
+        low_k = row.clusters is not None and row.clusters < min_clusters
+        if low_n or low_k:
+            what = f"n = {row.n}" + (f", {row.clusters} cluster(s)" if row.clusters is not None else "")
+            out.append(f"small sample: {p.probe} {row.metric} rests on {what} (minimum {min_items} items, "
+                       f"{min_clusters} clusters); its verdict is insufficient data, not a finding")
+    return out
 
 
 def gate_for_comparison(comparison: Comparison | Mapping[str, Any], policy: str | Path | None = None) -> GateResult:
@@ -463,13 +484,12 @@ def gate_for_comparison(comparison: Comparison | Mapping[str, Any], policy: str 
     own = comparison.policy
     if policy is None:
         if own:
-            return evaluate_gate(own["content"], comparison, name=own["name"])
-        result = evaluate_gate(load_policy(DEFAULT_POLICY), comparison, name=DEFAULT_POLICY)
-        return result
+            return evaluate_gate(own["content"], comparison, name=own["name"], recorded=True)
+        return evaluate_gate(load_policy(DEFAULT_POLICY), comparison, name=DEFAULT_POLICY)
     loaded = load_policy(policy)
     ident = policy_identity(policy, loaded)
     same = bool(own) and own.get("sha256") == ident["sha256"]
-    return evaluate_gate(loaded, comparison, name=ident["name"], what_if=bool(own) and not same)
+    return evaluate_gate(loaded, comparison, name=ident["name"], what_if=bool(own) and not same, recorded=same)
 
 
 def _fmt(v: float | None) -> str:
@@ -487,7 +507,7 @@ def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: i
 
 def verdict_line(result: GateResult) -> str:
     c = result.counts
-    return (f"Gate verdict: {result.verdict.upper()} under the {result.label} (sha256 {result.policy_sha256[:12]}); "
+    return (f"Gate verdict: {result.verdict.upper()} [{result.label}, sha256 {result.policy_sha256[:12]}]; "
             f"{c.get('fail', 0)} failing, {c.get('inconclusive', 0)} inconclusive, {c.get('pass', 0)} passing, "
             f"{c.get('insufficient', 0)} insufficient-data row(s); {result.errors} error(s), {result.max_errors} allowed "
             f"(exit {result.exit_code})")
@@ -514,10 +534,11 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
     text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines) if shown else "(no rows to list)"
     notes = []
     if only_not_passed and result.counts.get("pass"):
-        notes.append(f"{result.counts['pass']} passing row(s) not listed")
+        notes.append(f"{result.counts['pass']} passing row(s) not listed; --all lists them")
     if result.counts.get("insufficient"):
         notes.append(f"{result.counts['insufficient']} row(s) with insufficient data (fewer than {result.min_items} items or "
                      f"{result.min_clusters} clusters, or undefined on these items) not listed; `--json` has them")
     note = "".join(f"\n({n})" for n in notes)
     power = "\nMDE: the smallest change detectable at alpha 0.05 with power 0.8 at the row's n."
+    power += "".join(f"\nwarning: {w}" for w in result.warnings)
     return f"{text}{note}{power}\n\n{verdict_line(result)}"

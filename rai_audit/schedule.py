@@ -60,7 +60,7 @@ def crontab(config: Path, cron: str, extra: list[str], log: Path | None = None) 
     fields = validate_cron(cron)
     log_part = f" >>{shlex.quote(str(log))} 2>&1" if log else ""
     return (
-        f"# rai-audit: {config.name} (exit 1 = gate failed, 2 = error; see rai-audit runs)\n"
+        f"# rai-audit: {config.name} (exit 1 = gate failed, 3 = inconclusive, 2 = error; see rai-audit runs)\n"
         f"{' '.join(fields)} {command_line(config, extra)}{log_part}\n"
     )
 

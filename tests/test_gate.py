@@ -155,7 +155,7 @@ def test_the_audits_own_policy_is_the_default_and_others_are_what_ifs(planted_st
     assert other.what_if and other.label == "what-if: default policy"
     adhoc = compare_runs(planted_store, "A", "C", n_boot=100, seed=0, probe_loader=fake_loader)
     assert adhoc.comparison_id != comp.comparison_id  # the audit's comparison is never confused with an ad-hoc one
-    assert gate_for_comparison(adhoc).policy_name == "default" and not gate_for_comparison(adhoc).what_if
+    assert gate_for_comparison(adhoc).label == "default policy (no audit policy recorded)"
 
 
 def test_policy_validation(tmp_path):
@@ -216,3 +216,14 @@ def test_undefined_rows_are_insufficient_by_default_and_errors_on_request():
     assert res_lenient.verdict == "pass" and res_lenient.errors == 0
     table = format_table(res_lenient, only_not_passed=True)
     assert "1 passing row(s) not listed" in table and "1 row(s) with insufficient data" in table
+
+
+def test_small_headline_rows_are_warned_about():
+    comp = comparison([row(0.0, -0.01, 0.01)])
+    comp.probes[0].headline = "m"
+    comp.probes[0].rows[0].n = 4
+    res = evaluate_gate({"rules": [{"max_abs_change": 0.05}]}, comp)
+    assert res.warnings and "small sample: p m rests on n = 4" in res.warnings[0]
+    assert "warning: small sample" in format_table(res)
+    comp.probes[0].rows[0].n = 400
+    assert evaluate_gate({"rules": [{"max_abs_change": 0.05}]}, comp).warnings == []

@@ -196,3 +196,19 @@ def test_permutation_count_lets_corrected_pvalues_reach_alpha():
     assert permutations_for_family(1000, 60) == 2400
     assert permutations_for_family(1000, 3) == 1000
     assert permutations_for_family(5000, 3) == 5000
+
+
+def test_cluster_support_counts_clusters_per_key_by_hand():
+    from rai_audit.stats.bootstrap import cluster_support
+
+    def mean_by_group(records):
+        out = {("m", ""): (float(np.mean([r["x"] for r in records])), len(records))}
+        for g in sorted({r["g"] for r in records}):
+            sub = [r["x"] for r in records if r["g"] == g]
+            out[("m", f"g={g}")] = (float(np.mean(sub)), len(sub))
+        return out
+
+    # cluster t1 holds three samples of group a; t2 one of group b; item 9 (no cluster) one of group a
+    recs = [{"item_id": i, "cluster": "t1", "g": "a", "x": 1.0} for i in range(3)]
+    recs += [{"item_id": 3, "cluster": "t2", "g": "b", "x": 0.0}, {"item_id": 9, "cluster": None, "g": "a", "x": 0.0}]
+    assert cluster_support(recs, mean_by_group) == {("m", ""): 3, ("m", "g=a"): 2, ("m", "g=b"): 1}

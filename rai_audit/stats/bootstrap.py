@@ -28,6 +28,21 @@ def cluster_indices(records: Sequence[dict[str, Any]]) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.int64) for v in groups.values()]
 
 
+def cluster_support(records: Sequence[dict[str, Any]], aggregate: Aggregate) -> dict[tuple[str, str], int]:
+    """How many clusters contribute to each (metric, subgroup) key of ``aggregate``.
+
+    A subgroup row's n can count continuations (25 samples of one prompt) while its independent
+    evidence is one cluster; minimum-support rules need the cluster count. Asked of the aggregate
+    itself, one cluster at a time, so it holds whatever subgroup labels a probe uses.
+    """
+    support: dict[tuple[str, str], int] = {}
+    for members in cluster_indices(records):
+        for key, (_value, n) in aggregate([records[i] for i in members]).items():
+            if n:
+                support[key] = support.get(key, 0) + 1
+    return support
+
+
 def bootstrap_metrics(
     records: Sequence[dict[str, Any]],
     aggregate: Aggregate,
