@@ -406,6 +406,21 @@ def report(
         typer.echo(f"{kind:<5} {path}")
 
 
+@app.command()
+def verify(
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Check the store's own integrity: every completed run's sealed digests, every comparison's, and the append-only triggers. Exit 0 intact, 1 tampering found.
+
+    Example: rai-audit verify --db sqlite:///rai-audit-demo/quick/results.sqlite
+    """
+    from rai_audit.store.integrity import verify_store
+
+    result = verify_store(_open_store(db))
+    typer.echo(result.format_text())
+    raise typer.Exit(0 if result.ok else 1)
+
+
 @app.command("run")
 def run_cmd(
     config: str = typer.Argument(..., help="Audit YAML: models, probes, scorer, finetune, gate (docs/configuration.md)."),

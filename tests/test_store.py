@@ -6,6 +6,8 @@ PostgreSQL test gets a private schema in that database (selected by ``search_pat
 
 from __future__ import annotations
 
+import json
+
 import math
 import os
 import pickle
@@ -143,8 +145,8 @@ def test_unreachable_postgres_is_a_store_error_without_password():
 def test_empty_database_is_migrated_to_head_matching_schema(db_url):
     assert migrate.current_revision(db_url) is None
     with Store.open(db_url) as s:
-        assert migrate.current_revision(db_url) == migrate.head_revision() == "0001"
-        assert migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0001"  # the no-Alembic fast path
+        assert migrate.current_revision(db_url) == migrate.head_revision() == "0002"
+        assert migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0002"  # the no-Alembic fast path
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
@@ -153,20 +155,20 @@ def test_empty_database_is_migrated_to_head_matching_schema(db_url):
         assert diff == []
     with Store.open(db_url):  # a second open finds head and changes nothing
         pass
-    assert migrate.upgrade(db_url) == ("0001", "0001")
+    assert migrate.upgrade(db_url) == ("0002", "0002")
 
 
 @pytest.fixture
-def migrations_with_0002(tmp_path, monkeypatch):
-    """A copy of the shipped migrations plus a no-op revision 0002; returns a switch function."""
+def migrations_with_0003(tmp_path, monkeypatch):
+    """A copy of the shipped migrations plus a no-op revision 0003; returns a switch function."""
     shipped = migrate.MIGRATIONS_DIR
     newer = tmp_path / "migrations"
     shutil.copytree(shipped, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0002_test.py").write_text(textwrap.dedent('''
+    (newer / "versions" / "0003_test.py").write_text(textwrap.dedent('''
         """test revision"""
         from alembic import op
-        revision = "0002"
-        down_revision = "0001"
+        revision = "0003"
+        down_revision = "0002"
         branch_labels = None
         depends_on = None
         def upgrade():
@@ -181,17 +183,17 @@ def migrations_with_0002(tmp_path, monkeypatch):
     return use
 
 
-def test_older_revision_asks_for_db_upgrade_and_newer_asks_to_upgrade_rai_audit(db_url, migrations_with_0002):
-    Store.open(db_url).close()  # at 0001
-    migrations_with_0002("newer")  # this "rai-audit" ships 0002
-    assert migrate.head_revision() == migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0002"
-    with pytest.raises(StoreError, match=r"revision 0001, older .*`rai-audit db upgrade`"):
+def test_older_revision_asks_for_db_upgrade_and_newer_asks_to_upgrade_rai_audit(db_url, migrations_with_0003):
+    Store.open(db_url).close()  # at 0002
+    migrations_with_0003("newer")  # this "rai-audit" ships 0003
+    assert migrate.head_revision() == migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0003"
+    with pytest.raises(StoreError, match=r"revision 0002, older .*`rai-audit db upgrade`"):
         Store.open(db_url)
-    assert migrate.current_revision(db_url) == "0001"  # open does not migrate a non-empty store
-    assert migrate.upgrade(db_url) == ("0001", "0002")
+    assert migrate.current_revision(db_url) == "0002"  # open does not migrate a non-empty store
+    assert migrate.upgrade(db_url) == ("0002", "0003")
     Store.open(db_url).close()
-    migrations_with_0002("shipped")  # back to a rai-audit that only knows 0001
-    with pytest.raises(StoreError, match=r"revision 0002, .* newer rai-audit. Upgrade rai-audit"):
+    migrations_with_0003("shipped")  # back to a rai-audit that only knows 0002
+    with pytest.raises(StoreError, match=r"revision 0003, .* newer rai-audit. Upgrade rai-audit"):
         Store.open(db_url)
     with pytest.raises(StoreError, match="newer rai-audit"):
         migrate.upgrade(db_url)
@@ -251,6 +253,48 @@ def test_update_and_delete_are_refused_on_every_result_table(store):
         after = {tbl: conn.execute(sa.select(sa.func.count()).select_from(metadata.tables[tbl])).scalar()
                  for tbl in APPEND_ONLY_TABLES}
     assert after == counts
+
+
+def test_replacing_a_row_through_a_raw_connection_is_refused(store):
+    """SQLite's INSERT OR REPLACE deletes the old row without firing DELETE triggers; PostgreSQL's
+    ON CONFLICT DO UPDATE is an update. Both must leave every stored row as it was."""
+    _fill_every_table(store)
+    with store.engine.connect() as conn:
+        before = {tbl: [tuple(r) for r in conn.execute(sa.select(metadata.tables[tbl]))] for tbl in APPEND_ONLY_TABLES}
+    for tbl in APPEND_ONLY_TABLES:
+        table = metadata.tables[tbl]
+        with store.engine.connect() as conn:
+            row = dict(conn.execute(sa.select(table)).mappings().first())
+        cols = ", ".join(row)
+        params = ", ".join(f":{c}" for c in row)
+        if store.dialect == "sqlite":
+            stmts = [f"INSERT OR REPLACE INTO {tbl} ({cols}) VALUES ({params})", f"REPLACE INTO {tbl} ({cols}) VALUES ({params})"]
+            pk = [c.name for c in table.primary_key.columns]
+        else:
+            pk = [c.name for c in table.primary_key.columns]
+            first = next(c for c in row if c not in pk)
+            stmts = [f"INSERT INTO {tbl} ({cols}) VALUES ({params}) ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {first} = EXCLUDED.{first}"]
+        for stmt in stmts:
+            with store.engine.connect() as conn:
+                bound = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()}
+                with pytest.raises(sa.exc.IntegrityError, match=f"rai-audit: {tbl} is append-only"):
+                    conn.execute(sa.text(stmt), bound)
+                conn.rollback()
+    with store.engine.connect() as conn:
+        after = {tbl: [tuple(r) for r in conn.execute(sa.select(metadata.tables[tbl]))] for tbl in APPEND_ONLY_TABLES}
+    assert after == before
+
+
+def test_migration_0002_guards_every_key_of_the_schema():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "m0002", migrate.MIGRATIONS_DIR / "versions" / "0002_insert_guards.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from rai_audit.store.schema import unique_keys
+
+    assert mod.KEYS == {tbl: unique_keys(metadata.tables[tbl]) for tbl in APPEND_ONLY_TABLES}
 
 
 def test_content_addressed_writes_are_insert_or_ignore(store):
@@ -392,7 +436,7 @@ def test_events_make_the_status(store):
     store.add_event(run_id, "running", {"resumed": True})
     store.add_event(run_id, "completed_with_errors", {"errors": 3})
     run = store.get_run(run_id)
-    assert run.status == "completed_with_errors" and run.status_detail == {"errors": 3}
+    assert run.status == "completed_with_errors" and run.status_detail["errors"] == 3 and "seal" in run.status_detail
     assert [e.status for e in run.events] == ["running", "interrupted", "running", "completed_with_errors"]
     assert run.finished_at == run.events[-1].at
     with pytest.raises(ValueError, match="unknown run status"):
@@ -714,3 +758,28 @@ def test_wrong_password_or_missing_database_is_a_store_error():
     assert "wrong-pw-123" not in str(err.value)
     with pytest.raises(StoreError, match="database name .* and that the database exists"):
         Store.open(base.set(database="rai_no_such_db").render_as_string(hide_password=False))
+
+
+def test_verify_finds_tampering_without_a_report(store, tmp_path):
+    """Completed runs and saved comparisons are sealed; `verify_store` recomputes the seals and
+    checks the triggers, so a row changed behind the triggers' back is found."""
+    from rai_audit.store.integrity import verify_store
+
+    run_id = _fill_every_table(store)
+    store.add_event(run_id, "completed")
+    assert store.get_comparison("latest").result_sha256
+    clean = verify_store(store)
+    assert clean.ok and clean.runs_checked == 1 and clean.comparisons_checked == 1, clean.format_text()
+    # tamper: drop the guards (as a hand edit would), rewrite a record and a comparison
+    from rai_audit.store import ddl
+
+    with store.engine.begin() as conn:
+        for tbl in ("records", "comparisons"):
+            for stmt in ddl.drop_triggers_sql(store.dialect, tbl):
+                conn.exec_driver_sql(stmt)
+        conn.execute(sa.update(metadata.tables["records"]).values(record={"item_id": "i1", "outcomes": {"correct": 0.0}}))
+        conn.execute(sa.update(metadata.tables["comparisons"]).values(result={"delta": 9.0}))
+    bad = verify_store(store)
+    text = bad.format_text()
+    assert not bad.ok and "STORE INTEGRITY FAILED" in text
+    assert f"run {run_id}: its records changed" in text and "comparison" in text and "trigger(s) missing" in text

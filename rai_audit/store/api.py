@@ -88,3 +88,4 @@ class ComparisonRecord:
     config: dict[str, Any]
     result: dict[str, Any]
     created_at: datetime
+    result_sha256: str | None = None  # sealed when saved; `rai-audit verify` recomputes it

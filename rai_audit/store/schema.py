@@ -200,3 +200,17 @@ audit_locks = sa.Table(
     sa.Column("holder", sa.Text, nullable=False),  # "host:pid"
     sa.Column("acquired_at", UTCDateTime, nullable=False),
 )
+
+
+def unique_keys(table: sa.Table) -> list[list[str]]:
+    """Every key of ``table`` that identifies a row: the primary key and each unique constraint."""
+    keys = [[c.name for c in table.primary_key.columns]]
+    for con in table.constraints:
+        if isinstance(con, sa.UniqueConstraint):
+            keys.append([c.name for c in con.columns])
+    keys += [[c.name] for c in table.columns if c.unique]
+    out: list[list[str]] = []
+    for k in keys:
+        if k and k not in out:
+            out.append(k)
+    return out

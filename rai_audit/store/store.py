@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 from rai_audit.backend import ModelInfo
 from rai_audit.errors import StoreError
 from rai_audit.hashing import sha256_json
+from rai_audit.store import integrity
 from rai_audit.store import schema as t
 from rai_audit.store.api import (
     ArtifactRecord,
@@ -213,9 +214,12 @@ class Store:
         if sort_by is not None:
             rows = sorted(rows, key=lambda r: r[sort_by])
         if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+            # Not ON CONFLICT DO NOTHING: the BEFORE INSERT guard (ddl.create_insert_guard_sql)
+            # aborts any insert of an existing key, so only keys that do not exist are inserted.
+            conn.execute(_insert_new_keys(table, list(rows[0])), rows)
+            return
+        from sqlalchemy.dialects.postgresql import insert
+
         conn.execute(insert(table).on_conflict_do_nothing(), rows)
 
     # -- models, datasets, items (content-addressed, insert or ignore) --------------------------
@@ -331,11 +335,15 @@ class Store:
         """Append a status change of a run (its status is the latest event's)."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
+        detail = dict(detail or {})
+        if status in integrity.COMPLETED:
+            # the seal `rai-audit verify` checks later (records and metrics are written by now)
+            detail[integrity.SEAL_KEY] = integrity.seal(self, run_id)
         with self._conn(write=True) as conn:
             exists = conn.execute(sa.select(t.runs.c.seq).where(t.runs.c.run_id == run_id)).first()
             if exists is None:
                 raise StoreError(f"No run {run_id!r} in the store {self.display_url}; list runs with `rai-audit runs`.")
-            conn.execute(sa.insert(t.run_events), [dict(run_id=run_id, status=status, detail=detail or {}, at=utcnow())])
+            conn.execute(sa.insert(t.run_events), [dict(run_id=run_id, status=status, detail=detail, at=utcnow())])
 
     def get_run(self, run_id: str) -> RunRecord:
         """``run_id`` may be a full id, a unique prefix, or "latest". StoreError if unknown."""
@@ -596,6 +604,7 @@ class Store:
         """Store a comparison of two runs; returns its id. With an explicit ``comparison_id``
         (e.g. a content hash) a second write of the same id is ignored."""
         cid = comparison_id or uuid.uuid4().hex
+        config = {**config, integrity.COMPARISON_DIGEST_KEY: integrity.comparison_digest(result)}
         row = dict(comparison_id=cid, run_a=run_a, run_b=run_b, config=config, result=result, created_at=utcnow())
         with self._conn(write=True) as conn:
             self._insert_ignore(conn, t.comparisons, [row])
@@ -635,8 +644,10 @@ class Store:
             q = q.limit(limit)
         with self._conn(write=False) as conn:
             return [
-                ComparisonRecord(comparison_id=r.comparison_id, run_a=r.run_a, run_b=r.run_b, config=r.config,
-                                 result=r.result, created_at=r.created_at)
+                ComparisonRecord(comparison_id=r.comparison_id, run_a=r.run_a, run_b=r.run_b,
+                                 config={k: v for k, v in r.config.items() if k != integrity.COMPARISON_DIGEST_KEY},
+                                 result=r.result, created_at=r.created_at,
+                                 result_sha256=r.config.get(integrity.COMPARISON_DIGEST_KEY))
                 for r in conn.execute(q)
             ]
 
@@ -689,3 +700,16 @@ class Store:
             if translated is exc:
                 raise
             raise translated from exc
+
+
+def _insert_new_keys(table: sa.Table, columns: list[str]) -> Any:
+    """``INSERT INTO table (columns) SELECT :c... WHERE NOT EXISTS (a row with any same key)``: an
+    insert-or-ignore that never fires SQLite's insert guard. One statement per row under SQLite's
+    write lock, so the check and the insert are atomic."""
+    cols = [table.c[c] for c in columns]
+    keys = [k for k in t.unique_keys(table) if all(c in columns for c in k)]
+    select = sa.select(*[sa.bindparam(c.name, type_=c.type) for c in cols])
+    if keys:
+        same = sa.or_(*[sa.and_(*[table.c[c] == sa.bindparam(c, type_=table.c[c].type) for c in k]) for k in keys])
+        select = select.where(~sa.exists().where(same))
+    return sa.insert(table).from_select(cols, select)
