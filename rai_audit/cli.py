@@ -530,7 +530,7 @@ def dashboard(
 @app.command()
 def schedule(
     config: str = typer.Argument(..., help="The audit YAML that `rai-audit run` should execute."),
-    cron: str = typer.Option(..., "--cron", help="5-field cron expression, e.g. '0 2 * * *' (02:00 daily)."),
+    cron: str = typer.Option(..., "--cron", help="Cron expression: 5 fields (minute hour day-of-month month day-of-week; lists, ranges, steps, JAN/MON names) or @hourly, @daily, @weekly, @monthly, @yearly; e.g. '0 2 * * *' (02:00 daily)."),
     fmt: str = typer.Option("cron", "--format", help="cron | systemd | kubernetes."),
     name: Optional[str] = typer.Option(None, "--name", help="Unit / job name (default: the config file's stem)."),
     image: str = typer.Option("rai-audit:latest", "--image", help="Container image for --format kubernetes."),
@@ -540,7 +540,7 @@ def schedule(
     notify_hook: Optional[str] = typer.Option(None, "--notify", help="Pass --notify HOOK to `rai-audit run`."),
     db: Optional[str] = typer.Option(None, "--db", help="Pass --db URL to `rai-audit run`."),
 ) -> None:
-    """Print (or install) the scheduler entry that runs an audit unattended.
+    """Print (or install) the scheduler entry that runs an audit unattended, and its next run times (on stderr).
 
     Example: rai-audit schedule audit.yaml --cron "0 2 * * *" --format systemd
     """
@@ -580,6 +580,7 @@ def schedule(
         typer.echo(sched.kubernetes(cfg_path, cron, extra, unit, image), nl=False)
     else:
         raise UserError(f"--format must be cron, systemd or kubernetes, not {fmt!r}.")
+    typer.echo(sched.next_runs_note(cron, utc=fmt == "kubernetes"), err=True)
 
 
 @db_app.command("upgrade")
