@@ -52,7 +52,18 @@ class ScorerConfig(_Strict):
     name: str = Field("profanity-check", description="profanity-check | detoxify:original|unbiased|multilingual|original-small|unbiased-small | hf:<ref> | a local classifier directory.")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Probability at which a text counts as toxic.")
     operator: Literal[">=", ">"] = Field(">=", description="How a probability is compared with the threshold.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Scorer options (checkpoint, checkpoint_sha256, trust_checkpoint, huggingface_config_path, toxic_labels, ...).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Scorer options (checkpoint, checkpoint_sha256, trust_checkpoint, huggingface_config_path, toxic_labels, ...), checked strictly per scorer when the config loads: unknown options, quoted booleans and numbers as strings are errors. A Detoxify pickle's code runs only with checkpoint_sha256 equal to the file's sha256 and trust_checkpoint: true.")
+
+    @field_validator("options")
+    @classmethod
+    def _scorer_options(cls, v: dict[str, Any], info) -> dict[str, Any]:
+        from probes.scorers import check_config_options  # pydantic schemas only; loads no model
+
+        try:
+            check_config_options(info.data.get("name", ""), v)
+        except UserError as e:
+            raise ValueError(str(e).rstrip(".")) from None
+        return v
 
 
 class RuntimeConfig(_Strict):

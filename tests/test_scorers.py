@@ -242,15 +242,21 @@ def test_not_a_detoxify_checkpoint(tmp_path, tiny):
                    huggingface_config_path=str(tiny.config_dir))
 
 
-def test_checkpoint_needing_full_unpickle_loads_only_when_pinned(tmp_path):
-    # Lightning-style extras that torch's safe loader rejects: loaded only because pinned.
+def test_checkpoint_needing_full_unpickle_loads_only_when_pinned_and_trusted(tmp_path):
+    # Lightning-style extras that torch's safe loader rejects: a full unpickle needs both the
+    # exact digest (checkpoint_sha256) and trust_checkpoint=True; either alone is refused.
     ck = build_tiny_detoxify(tmp_path, extra_checkpoint_entries={"hparams": argparse.Namespace(lr=1e-5)})
+    kw = dict(checkpoint=str(ck.checkpoint), huggingface_config_path=str(ck.config_dir))
     with pytest.raises(Exception):
         torch.load(ck.checkpoint, weights_only=True)
     with pytest.raises(UserError, match="pickle"):
-        get_scorer("detoxify:original", checkpoint=str(ck.checkpoint), huggingface_config_path=str(ck.config_dir))
-    s = get_scorer("detoxify:original", checkpoint=str(ck.checkpoint),
-                   huggingface_config_path=str(ck.config_dir), checkpoint_sha256=ck.sha256)
+        get_scorer("detoxify:original", **kw)
+    for partial in ({"checkpoint_sha256": ck.sha256}, {"trust_checkpoint": True},
+                    {"checkpoint_sha256": ck.sha256, "trust_checkpoint": False}):
+        with pytest.raises(UserError, match="contains code or untrusted objects") as e:
+            get_scorer("detoxify:original", **kw, **partial)
+        assert "argparse.Namespace" in str(e.value) and "trust_checkpoint: true" in str(e.value)
+    s = get_scorer("detoxify:original", **kw, checkpoint_sha256=ck.sha256, trust_checkpoint=True)
     assert len(s.score(["hello"])[0].scores) == 6
 
 

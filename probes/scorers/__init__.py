@@ -12,19 +12,32 @@ Name grammar (``--scorer NAME`` / ``scorer.name`` in audit.yaml)::
 Options common to all: ``threshold`` (default 0.5) and ``operator`` (">=" default, or ">"),
 recorded in the identity beside every score. Scorer-specific options (``checkpoint``,
 ``huggingface_config_path``, ``checkpoint_sha256``, ``trust_checkpoint``, ``toxic_labels``,
-``activation``, ``device``, ``batch_size`` ...) are passed through; an unknown option is a
-UserError naming the allowed ones. Modules are imported lazily, so naming a scorer costs
-nothing until it is built (torch is only imported for the transformer scorers).
+``activation``, ``device``, ``batch_size`` ...) are checked against a strict schema per scorer
+(:mod:`probes.scorers._options`): an unknown option, a quoted boolean (``'false'``), a number
+given as a string or a boolean given as ``1`` is a UserError naming the option and the allowed
+ones. The audit config applies the same check when it is loaded (:func:`check_config_options`).
+
+Trust: Detoxify checkpoints are pickles. They are opened with ``torch.load(weights_only=True)``,
+which cannot run code; the code a pickle may carry runs only when the user trusts that exact
+file, i.e. gives ``checkpoint_sha256`` equal to its sha256 *and* ``trust_checkpoint: true`` (see
+:mod:`probes.scorers.detoxify_format`). Hugging Face classifiers load safetensors, or ``.bin``
+weights with ``weights_only=True``, and never remote code. ``profanity-check`` unpickles the
+scikit-learn model shipped inside the installed ``alt-profanity-check`` package: it is trusted
+as that installed package is (importing it runs its code anyway).
+
+Modules are imported lazily, so naming a scorer costs nothing until it is built (torch is only
+imported for the transformer scorers).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any, Callable
 
 from rai_audit.errors import UserError
 from rai_audit.scoring import Scorer
+
+from probes.scorers._options import SCHEMAS, ScorerOptions, validate_options
 
 DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 SCORER_NAMES: tuple[str, ...] = (
@@ -70,20 +83,53 @@ def _resolve(name: str) -> tuple[Callable[..., Scorer], tuple[Any, ...]]:
     )
 
 
+def scorer_kind(name: str) -> str | None:
+    """``profanity``, ``detoxify`` or ``hf`` (the options schema family), None when unknown."""
+    name = name.strip()
+    if name == "profanity-check":
+        return "profanity"
+    if name.startswith("detoxify:"):
+        return "detoxify"
+    if name.startswith("hf:") or os.path.isdir(os.path.expanduser(name)):
+        return "hf"
+    return None
+
+
+def options_schema(name: str) -> type[ScorerOptions] | None:
+    kind = scorer_kind(name) if isinstance(name, str) else None
+    return SCHEMAS[kind] if kind else None
+
+
+def check_config_options(name: str, options: dict[str, Any]) -> None:
+    """Validate ``scorer.options`` of an audit config; UserError naming the bad option.
+
+    ``threshold`` and ``operator`` are ``scorer.threshold`` / ``scorer.operator`` in the config,
+    not options. An unknown scorer name is left to :func:`get_scorer` (its message lists the
+    known names); this check loads nothing and never touches the network.
+    """
+    if not isinstance(options, dict):
+        raise UserError(f"scorer.options must be a mapping of option names to values, not {options!r}.")
+    misplaced = sorted({"threshold", "operator"} & set(options))
+    if misplaced:
+        raise UserError(
+            f"Scorer option(s) {', '.join(misplaced)} belong directly under scorer "
+            f"(scorer.{misplaced[0]}), not under scorer.options."
+        )
+    schema = options_schema(name)
+    if schema is not None:
+        validate_options(schema, name.strip(), options, hide=("threshold", "operator"))
+
+
 def get_scorer(name: str, **options: Any) -> Scorer:
     """Build the scorer ``name`` with ``options``; UserError for an unknown name or option."""
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"Scorer name {name!r} is empty. Known scorers: {_known()}.")
-    factory, args = _resolve(name.strip())
-    params = inspect.signature(factory).parameters
-    allowed = [p for p, v in params.items() if v.kind == inspect.Parameter.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise UserError(
-            f"Scorer {name!r} does not take option(s) {', '.join(unknown)}. Allowed options: "
-            f"{', '.join(allowed)}."
-        )
-    return factory(*args, **options)
+    name = name.strip()
+    factory, args = _resolve(name)
+    schema = options_schema(name)
+    assert schema is not None  # _resolve accepted the name, so it has a kind
+    return factory(*args, **validate_options(schema, name, options))
 
 
-__all__ = ["SCORER_NAMES", "DEFAULT_SCORER", "DETOXIFY_VARIANTS", "get_scorer"]
+__all__ = ["SCORER_NAMES", "DEFAULT_SCORER", "DETOXIFY_VARIANTS", "check_config_options", "get_scorer",
+           "options_schema", "scorer_kind"]

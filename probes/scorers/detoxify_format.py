@@ -16,19 +16,39 @@ unintended bias 2019), multilingual (XLM-R, Jigsaw 2020), original-small and unb
 Detoxify itself does. Offline, pass ``checkpoint=PATH`` and ``huggingface_config_path=DIR``
 (a directory with the base model's ``config.json`` and tokenizer files).
 
-Safety: a checkpoint is a pickle, and unpickling can run arbitrary code. We refuse to open one
-whose sha256 the user has not pinned (``checkpoint_sha256=``) unless they pass
-``trust_checkpoint=True``. We found no upstream-published table of full sha256 digests for the
-release files (their names carry only an 8-hex-digit prefix, which torch.hub checks but which is
-far too short to pin against tampering), so no digest is built in: pin the one printed in the
-refusal or in the scorer identity of a trusted first run. Even when pinned we first try
-``torch.load(weights_only=True)``, which cannot run code, and only fall back to a full unpickle
-for a pinned or trusted file that needs it.
+Safety: a checkpoint is a pickle, and unpickling can run arbitrary code. The rule:
+
+1. Every checkpoint is opened with ``torch.load(weights_only=True)``, torch's restricted
+   unpickler, which builds only tensors, storages, dicts, ``OrderedDict``, lists, tuples,
+   strings and numbers and cannot call anything else. That is all a Detoxify release holds
+   (``config`` of plain dicts/lists/strings/ints, ``state_dict`` an ``OrderedDict`` of
+   tensors), so :data:`SAFE_GLOBALS`, the extra types we allow-list on top of torch's own, is
+   empty.
+2. Provenance, before anything is read: the file's sha256 must equal ``checkpoint_sha256``
+   when that option is given (else an error); without a pin the file is opened only with
+   ``trust_checkpoint: true``, and the digest is recorded in the scorer identity either way.
+3. Code in a pickle runs only when the user trusts that exact file: when the safe loader
+   rejects a checkpoint (it references other Python objects, i.e. could run code), a full
+   unpickle (``weights_only=False``) happens if and only if ``checkpoint_sha256`` is given,
+   equals the sha256 of the bytes being unpickled (they are read once, hashed and unpickled
+   from memory, so the file cannot change in between), and ``trust_checkpoint`` is the boolean
+   ``true``. In every other case nothing in the pickle runs and the user gets a UserError
+   saying the checkpoint contains code or untrusted objects and how to trust it.
+
+Options are validated strictly (:mod:`probes.scorers._options`): ``trust_checkpoint: 'false'``,
+``'true'`` or ``1`` are errors, never read as a boolean.
+
+We found no upstream-published table of full sha256 digests for the release files (their names
+carry only an 8-hex-digit prefix, which torch.hub checks but which is far too short to pin
+against tampering), so no digest is built in: pin the one printed in the refusal or in the
+scorer identity of a trusted first run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import io
 import logging
 import os
 import re
@@ -58,6 +78,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "unbiased-small": ("v0.1.2/unbiased-albert-c8519128.ckpt",
                        "albert-base-v2 trained on the Jigsaw Unintended Bias in Toxicity Classification data"),
 }
+#: Types allow-listed for ``torch.load(weights_only=True)`` on top of torch's defaults (tensors,
+#: storages, ``OrderedDict``, containers and scalars). A Detoxify checkpoint needs none.
+SAFE_GLOBALS: tuple = ()
 #: Full sha256 of the official release files, where published upstream. None are (see module
 #: docstring); the table exists so that a digest, once verified, is one line away.
 OFFICIAL_SHA256: dict[str, str] = {}
@@ -76,12 +99,26 @@ def variant_url(variant: str) -> str:
 def _refusal(path: Path, digest: str) -> str:
     return (
         f"Refusing to load the Detoxify checkpoint {path} because its sha256 is not pinned. "
-        "Detoxify checkpoints are Python pickles, and unpickling a file can run any code it "
-        "contains, so rai-audit only opens one whose exact bytes you have vouched for. This "
-        f"file's sha256 is {digest}; if you trust where it came from, pin it with the scorer "
-        f"option checkpoint_sha256={digest} (in audit.yaml under scorer options), or pass "
-        "trust_checkpoint=True to load it once without a pin (the digest is then recorded in "
-        "the run's scorer identity)."
+        "Detoxify checkpoints are Python pickles; rai-audit opens them with torch's weights-only "
+        "loader, which never runs code in the file, and records which exact bytes produced "
+        f"every score. This file's sha256 is {digest}; if you trust where it came from, pin it "
+        f"with the scorer option checkpoint_sha256={digest} (in audit.yaml under scorer "
+        "options), or pass trust_checkpoint=True (trust_checkpoint: true in YAML) to load it "
+        "once without a pin (the digest is then recorded in the run's scorer identity)."
+    )
+
+
+def _untrusted(path: Path, digest: str, what: str, pinned: bool, trusted: bool) -> str:
+    missing = [x for x, ok in ((f"checkpoint_sha256: {digest}", pinned), ("trust_checkpoint: true", trusted)) if not ok]
+    hint = f" (this run lacks {' and '.join(missing)})" if missing else ""
+    return (
+        f"The Detoxify checkpoint {path} (sha256 {digest}) contains code or untrusted objects: "
+        f"{what}, beyond the tensors and plain data a Detoxify checkpoint holds. Unpickling "
+        "them can run code from the file, so rai-audit did not; nothing in it was executed. If you "
+        "know its origin and trust it, allow a full unpickle of exactly this file by giving "
+        f"both scorer options checkpoint_sha256: {digest} and trust_checkpoint: true (a YAML "
+        f"boolean, not a string){hint}. Otherwise use the official release file or re-save the "
+        "checkpoint as {'config': ..., 'state_dict': ...} with plain data only."
     )
 
 
@@ -94,7 +131,7 @@ def _check_pin(path: Path, digest: str, pin: str | None, trust: bool) -> None:
                 "different variant). Re-download it, or correct the pin if the file is right."
             )
         return
-    if not trust:
+    if trust is not True:
         raise UserError(_refusal(path, digest))
     log.warning("Loading unpinned Detoxify checkpoint %s (sha256 %s) because trust_checkpoint=True; "
                 "pin it with checkpoint_sha256=%s", path, digest, digest)
@@ -121,25 +158,51 @@ def _download(variant: str) -> Path:
     return dest
 
 
-def _torch_load(path: Path) -> dict:
-    """``weights_only=True`` first (cannot run code); full unpickle only as a fallback.
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
-    Callers have already checked the pin or trust flag, so the fallback is for a vouched file.
+
+def _unsafe_reason(e: Exception) -> str:
+    """What torch's weights-only unpickler refused, in a few words."""
+    text = str(e)
+    found = _GLOBAL.findall(text)
+    if found:
+        return "the pickle references " + ", ".join(dict.fromkeys(found))
+    detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
+    lines = [l.strip() for l in detail.splitlines() if l.strip()]
+    return "torch's weights-only loader rejected it" + (f" ({lines[0]})" if lines else "")
+
+
+def _torch_load(path: Path, digest: str, trusted_sha256: str | None, trust_checkpoint: bool) -> dict:
+    """Load ``path``: weights-only always first; a full unpickle only for a trusted digest.
+
+    ``trusted_sha256`` is the user's own ``checkpoint_sha256`` (never a built-in pin): the full
+    unpickle needs it to equal the sha256 of the exact bytes unpickled *and*
+    ``trust_checkpoint is True``. Anything else that the safe loader rejects is a UserError.
     """
     import pickle
 
     import torch
 
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        log.warning("%s holds objects the safe loader does not accept (%s); loading it with a full "
-                    "unpickle because it is pinned or trusted", path, str(e).splitlines()[0])
+        reason = _unsafe_reason(e)
     except Exception as e:
         raise ModelLoadError(f"Cannot read the Detoxify checkpoint {path}: {e}. Is it a complete "
                              "torch checkpoint file?") from None
+    pinned = trusted_sha256 is not None and trusted_sha256.lower() == digest
+    trusted = trust_checkpoint is True
+    if not (pinned and trusted):
+        raise UserError(_untrusted(path, digest, reason, pinned, trusted))
+    data = path.read_bytes()  # unpickle exactly the bytes whose digest the user trusts
+    if hashlib.sha256(data).hexdigest() != trusted_sha256.lower():
+        raise ModelLoadError(f"The Detoxify checkpoint {path} changed while it was being loaded "
+                             "(its sha256 no longer matches checkpoint_sha256); not unpickling it.")
+    log.warning("%s holds objects the safe loader does not accept (%s); unpickling it fully because "
+                "checkpoint_sha256 matches and trust_checkpoint=True", path, reason)
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=False)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as e:
         raise ModelLoadError(f"Cannot read the Detoxify checkpoint {path}: {e}.") from None
 
@@ -197,6 +260,11 @@ class DetoxifyScorer(Scorer):
                 "(e.g. --scorer detoxify:original)."
             )
         threshold, operator = check_threshold(threshold, operator)
+        if not isinstance(trust_checkpoint, bool):  # also checked by the options schema
+            raise UserError(
+                f"trust_checkpoint={trust_checkpoint!r} is not a boolean. Write trust_checkpoint: "
+                "true or false (unquoted in YAML); a string or a number is never read as trust."
+            )
         if checkpoint_sha256 is not None and not _HEX64.match(str(checkpoint_sha256)):
             raise UserError(
                 f"checkpoint_sha256={checkpoint_sha256!r} is not a sha256 hex digest (64 hex "
@@ -220,20 +288,22 @@ class DetoxifyScorer(Scorer):
                 )
             source = None
         else:
-            if pin is None and not trust_checkpoint:
+            if pin is None and trust_checkpoint is not True:
                 raise UserError(
-                    f"The Detoxify {variant} checkpoint ({variant_url(variant)}) is a Python pickle, "
-                    "and unpickling can run any code in it, so rai-audit will not download and open "
-                    "it unless you pin its sha256 with the scorer option checkpoint_sha256=<digest> "
-                    "or pass trust_checkpoint=True once (the digest is then recorded in the run's "
-                    "scorer identity so you can pin it afterwards)."
+                    f"The Detoxify {variant} checkpoint ({variant_url(variant)}) is a Python pickle "
+                    "whose full sha256 is not published, so rai-audit will not download and open it "
+                    "unless you pin its sha256 with the scorer option checkpoint_sha256=<digest> or "
+                    "pass trust_checkpoint=True once (the digest is then recorded in the run's "
+                    "scorer identity so you can pin it afterwards). Either way it is opened with "
+                    "torch's weights-only loader, which does not run code from the file."
                 )
             path = _download(variant)
             source = variant_url(variant)
         digest = sha256_file(path)
         _check_pin(path, digest, pin, trust_checkpoint)
 
-        arch, names, state = parse_checkpoint(_torch_load(path), path)
+        loaded = _torch_load(path, digest, checkpoint_sha256, trust_checkpoint)
+        arch, names, state = parse_checkpoint(loaded, path)
         model, tokenizer = self._build(arch, state, config_dir)
         max_length = model_max_length(tokenizer, model.config)
         self._runner = SequenceClassifierRunner(

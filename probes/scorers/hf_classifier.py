@@ -2,7 +2,11 @@
 
 Reference: ``hf:org/name`` or ``hf:org/name@revision`` (downloaded by huggingface_hub when
 online; a clear error offline unless already cached), or a local directory saved with
-``save_pretrained``. Safetensors weights are preferred; remote code is never executed.
+``save_pretrained``. Weights load without running code from the files: safetensors are
+preferred, ``.bin`` weights load only through ``torch.load(weights_only=True)`` (a ``.bin``
+that holds anything but tensors and plain data is refused with a UserError; there is no option
+to unpickle it fully, convert it to safetensors instead), and ``trust_remote_code`` is always
+False, so a repository's own Python files never run.
 
 Probabilities follow the model's training objective, read from ``config.problem_type``:
 ``multi_label_classification`` -> an independent sigmoid per label; otherwise (single-label or
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Sequence
@@ -105,9 +110,18 @@ class HFClassifierScorer(Scorer):
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         try:
-            config = AutoConfig.from_pretrained(path, local_files_only=True)
-            model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, local_files_only=True, trust_remote_code=False, weights_only=True,
+            )
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        except pickle.UnpicklingError:
+            raise ModelLoadError(
+                f"The weights of {ref} contain code or untrusted objects: torch's weights-only "
+                "loader refused a pickled .bin file, and rai-audit never unpickles such a file "
+                "fully, so nothing in it was executed. Use safetensors weights (model.safetensors), "
+                "converting the .bin where you trust its origin."
+            ) from None
         except (OSError, ValueError, KeyError) as e:
             raise ModelLoadError(
                 f"Cannot load {ref} as a sequence-classification model "

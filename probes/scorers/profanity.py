@@ -13,8 +13,11 @@ Why it is the default anyway: it is small (about 1 MB), has no network or GPU ne
 thousands of texts per second, so the whole audit runs on a laptop; Detoxify or any Hugging Face
 classifier can replace it by name (see ``probes.scorers``).
 
-The bundled model files are joblib pickles shipped inside the installed package; loading them
-trusts that package exactly as importing it does. Their sha256 is the checkpoint hash.
+The bundled model files are joblib (scikit-learn) pickles shipped inside the installed package;
+loading them trusts that package exactly as importing it does (installing and importing a
+package already runs its code), so they are unpickled as is, deliberately without the
+weights-only rule that applies to Detoxify checkpoints. No option points this scorer at another
+file: only the installed package's own ``data/`` is read. Their sha256 is the checkpoint hash.
 """
 
 from __future__ import annotations
