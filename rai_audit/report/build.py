@@ -1,14 +1,18 @@
 """Gather everything a report shows into one JSON-able dict.
 
 Every renderer (HTML, PDF, Markdown, JSON) reads this dict and nothing else, so the four formats
-cannot disagree about a number. The dict holds: the summary verdict and gate table; per-probe
+cannot disagree about a number. The dict holds: the ``headline`` (what page 1 shows: the verdict
+under its named policy, what was audited, a small-sample warning, one row per probe with its
+headline metric, and the gate rows that did not pass); the summary verdict and gate table; per-probe
 difference rows with CIs (overall and per subgroup), flips, worst items and confounders; the
 runs' own stored metrics; methodology (metric definitions and citations, paired statistics,
 decoding, seeds, chat-template mode, scorer identity with threshold and operator, refusal
 detector); data sets with revision, checksum and license; known limitations; provenance; a map
 of contents to EU AI Act Annex XI and the NIST AI RMF "Measure" function; and sign-off fields.
 
-Generated text is carried verbatim here; renderers escape it.
+Generated text is carried verbatim here; renderers escape it. Confidence intervals are carried
+as numbers plus ``ci_text``, which is never an interval when a row rests on fewer than two items
+or clusters (``"n/a (n=1)"``): an interval from one unit reads like certainty.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 import rai_audit
 from rai_audit.compare import CHAT_PATHS, DECODING_PATHS, Comparison, _lookup, jsonable, confounders, probe_params
 from rai_audit.gate import GateResult
+from rai_audit.hashing import sha256_json
 from rai_audit.refusals import identity as refusal_identity
-from rai_audit.report.manifest import input_digests
+from rai_audit.report.manifest import input_digests, store_display_url
 
 SCHEMA = "rai-audit-report/1"
 
@@ -32,7 +37,8 @@ STATISTICS_TEXT = [
     "Binary per-item outcomes without clusters: exact McNemar test (McNemar 1947) and the Agresti-Min (2005) adjusted-Wald 95% CI of the paired difference in proportions.",
     "Continuous per-item outcomes: paired bootstrap 95% CI of the mean difference and a paired sign-flip permutation test (exact for up to 12 clusters).",
     "p-values are corrected across the subgroups of each metric (one family per probe, source and metric): Holm (1979) by default, or Benjamini-Hochberg (1995).",
-    "Where a difference is not significant, the minimum detectable effect at 80% power is shown (Connor 1987 for paired proportions; (z_{1-a/2} + z_{0.8}) x SE otherwise, Bloom 1995). Not significant does not mean no difference.",
+    "Every row shows its minimum detectable effect (MDE): the smallest change its n detects with a two-sided test at alpha 0.05 with power 0.8 (Connor 1987 for paired proportions; (z_{1-a/2} + z_{0.8}) x SE otherwise, Bloom 1995). Where a difference is not significant, read the MDE: not significant does not mean no difference.",
+    "A 95% CI is never given for a row resting on a single item or cluster ('n/a (n=1)'): its interval would be one point. Rows with fewer items or clusters than the gate policy's minimum support are 'insufficient data' in the gate and flagged on page 1.",
 ]
 
 LIMITATIONS = [
@@ -78,6 +84,62 @@ NIST_MEASURE = [
 ]
 
 SIGNOFF_FIELDS = ["prepared_by", "reviewed_by", "approved_by", "date", "decision", "notes"]
+
+#: Minimum support when the gate dict does not say (rai_audit.gate's policy defaults).
+try:
+    from rai_audit.gate import MIN_CLUSTERS as _MIN_CLUSTERS, MIN_ITEMS as _MIN_ITEMS
+except ImportError:  # pragma: no cover - older gate module
+    _MIN_ITEMS, _MIN_CLUSTERS = 10, 5
+DEFAULT_MIN_ITEMS: int = _MIN_ITEMS
+DEFAULT_MIN_CLUSTERS: int = _MIN_CLUSTERS
+DEFAULT_ALPHA = 0.05
+DEFAULT_POWER = 0.8
+#: Items quoted per probe in the HTML/PDF worst-items section (the JSON report keeps them all).
+SHOW_WORST = 3
+#: Subgroup rows listed per probe in the appendix (largest effects first; the JSON has all).
+SHOW_SUBGROUPS = 10
+#: Worst first: the order in which gate row verdicts combine and are listed.
+VERDICT_ORDER = ("fail", "error", "inconclusive", "insufficient", "skipped", "pass")
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def ci_text(lo: Any, hi: Any, n: Any = None, clusters: Any = None) -> str:
+    """A 95% CI as text: "[+0.0100, +0.2000]", "—" when absent, and "n/a (n=1)" when the row
+    rests on fewer than two items or clusters (an interval from one unit reads like certainty)."""
+    from rai_audit.display import ci_unavailable
+
+    count = lambda v: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None  # noqa: E731
+    unavailable = ci_unavailable(count(n), count(clusters))
+    if unavailable:
+        return unavailable
+    if _missing(lo) or _missing(hi):
+        return "—"
+    return f"[{lo:+.4f}, {hi:+.4f}]"
+
+
+def row_ci_text(row: Mapping[str, Any]) -> str:
+    return ci_text(row.get("ci_low"), row.get("ci_high"), row.get("n"), row.get("clusters"))
+
+
+def mde_text(row: Mapping[str, Any]) -> str:
+    """The row's MDE as text: "n/a" where its CI is (one item or cluster), "—" where undefined."""
+    if row_ci_text(row).startswith("n/a"):
+        return "n/a"
+    v = row.get("mde")
+    return "—" if _missing(v) else f"{v:.4f}"
+
+
+def _effect(row: Mapping[str, Any]) -> float:
+    d = row.get("diff")
+    return -1.0 if _missing(d) else abs(float(d))
+
+
+def _worst_verdict(verdicts: Sequence[str]) -> str | None:
+    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    return min(verdicts, key=lambda v: order.get(v, len(order))) if verdicts else None
 
 
 def _run_info(store: Any, run: Any) -> dict[str, Any]:
@@ -175,8 +237,13 @@ def _summary(probes: list[dict[str, Any]], gate: Mapping[str, Any] | None) -> di
     verdict = gate["verdict"] if gate else "not gated"
     lines = []
     if gate:
-        n_fail = sum(g["verdict"] == "fail" for g in gate["rows"])
-        lines.append(f"Gate verdict: {verdict.upper()} ({n_fail} failing rule row(s), {gate['errors']} error(s), {gate['max_errors']} allowed).")
+        counts = _gate_counts(gate)
+        lines.append(
+            f"Gate verdict: {verdict.upper()} under the {_policy_label(gate)}: {counts.get('fail', 0)} failing, "
+            f"{counts.get('inconclusive', 0)} inconclusive, {counts.get('pass', 0)} passing and "
+            f"{counts.get('insufficient', 0) + counts.get('skipped', 0)} insufficient-data rule row(s); "
+            f"{gate.get('errors', 0)} error(s), {gate.get('max_errors', 0)} allowed."
+        )
     if rows:
         lines.append(
             f"{len(regressions)} significant regression(s) and {len(improvements)} significant improvement(s) "
@@ -185,9 +252,190 @@ def _summary(probes: list[dict[str, Any]], gate: Mapping[str, Any] | None) -> di
     for r in sorted(regressions, key=lambda r: -abs(r["diff"]))[:5]:
         lines.append(
             f"Regression: {r['probe']} {r['metric']} [{r['subgroup'] or 'overall'}] {r['value_a']:.4f} -> {r['value_b']:.4f} "
-            f"(change {r['diff']:+.4f}, 95% CI [{_f(r['ci_low'])}, {_f(r['ci_high'])}], corrected p {_f(r['p_adjusted'])})."
+            f"(change {r['diff']:+.4f}, 95% CI {row_ci_text(r)}, corrected p {_f(r['p_adjusted'])})."
         )
     return {"verdict": verdict, "lines": lines, "n_rows": len(rows), "n_regressions": len(regressions), "n_improvements": len(improvements)}
+
+
+def _gate_counts(gate: Mapping[str, Any]) -> dict[str, int]:
+    counts = {v: 0 for v in VERDICT_ORDER}
+    stored = gate.get("counts")
+    if isinstance(stored, Mapping) and stored:
+        counts.update({k: int(v) for k, v in stored.items()})
+        counts["skipped"] = sum(g.get("verdict") == "skipped" for g in gate.get("rows", []))
+    else:
+        for g in gate.get("rows", []):
+            counts[g.get("verdict", "error")] = counts.get(g.get("verdict", "error"), 0) + 1
+    return counts
+
+
+def _policy_info(gate: Mapping[str, Any] | None, comp: Mapping[str, Any] | None, runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Name, sha256, label and what-if flag of the policy behind the verdict (tolerant of gate
+    dicts from before policies were named: the name then comes from the audit config's ``gate``)."""
+    stored = (comp or {}).get("policy") or None
+    if gate is None:
+        return {"gated": False, "name": (stored or {}).get("name"), "sha256": (stored or {}).get("sha256"), "label": "not gated",
+                "what_if": False, "description": ((stored or {}).get("content") or {}).get("description", ""),
+                "audit_policy": (stored or {}).get("name")}
+    content = gate.get("policy") if isinstance(gate.get("policy"), Mapping) else {}
+    name = gate.get("policy_name")
+    if not name:
+        source = next((r.get("config", {}).get("gate") for r in runs.values() if isinstance(r.get("config"), Mapping) and r["config"].get("gate")), None)
+        name = (stored or {}).get("name") or (str(source).replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml") if source else "unnamed policy")
+    sha = gate.get("policy_sha256") or sha256_json(content)
+    what_if = gate.get("what_if")
+    if what_if is None:
+        what_if = bool(stored and stored.get("sha256") and stored.get("sha256") != sha)
+    return {"gated": True, "name": name, "sha256": sha, "label": _policy_label(gate, name, bool(what_if)), "what_if": bool(what_if),
+            "description": content.get("description", ""), "audit_policy": (stored or {}).get("name")}
+
+
+def _policy_label(gate: Mapping[str, Any], name: str | None = None, what_if: bool | None = None) -> str:
+    if gate.get("label"):
+        return str(gate["label"])
+    name = name or gate.get("policy_name") or "unnamed policy"
+    return f"what-if: {name} policy" if (what_if if what_if is not None else gate.get("what_if")) else f"audit policy: {name}"
+
+
+def _headline_metric(p: Mapping[str, Any], gate_rows: Sequence[Mapping[str, Any]]) -> str | None:
+    if p.get("headline"):
+        return p["headline"]
+    flagged = [g["metric"] for g in gate_rows if g.get("headline") and g.get("probe") == p["probe"]]
+    if flagged:
+        return flagged[0]
+    overall = [r for r in p.get("overall_rows", []) if r.get("source") == "metric"]
+    names = {r["metric"] for r in overall}
+    for spec in p.get("metric_specs") or []:
+        if spec.get("name") in names:
+            return spec["name"]
+    return overall[0]["metric"] if overall else None
+
+
+def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] | None, comp: Mapping[str, Any] | None,
+              runs: Mapping[str, Mapping[str, Any]], datasets: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
+              store_url: str | None) -> dict[str, Any]:
+    """Page 1 of every format: verdict and policy, what was audited, one row per probe, gate rows
+    that did not pass, and a warning where a headline row rests on fewer items/clusters than the
+    policy's minimum support."""
+    policy = _policy_info(gate, comp, runs)
+    min_items = (gate or {}).get("min_items") or DEFAULT_MIN_ITEMS
+    min_clusters = (gate or {}).get("min_clusters") or DEFAULT_MIN_CLUSTERS
+    gate_rows = list((gate or {}).get("rows") or [])
+    by_probe_ds = {d["probe"]: d for d in datasets}
+    rows = []
+    for p in probes:
+        ds = by_probe_ds.get(p["probe"], {})
+        base = {"probe": p["probe"], "title": p.get("title") or p["probe"], "dataset": ds.get("name") or p["probe"],
+                "revision": ds.get("revision"), "dataset_id": ds.get("dataset_id")}
+        if kind != "comparison":
+            overall = [m for m in p.get("metrics", []) if m.get("subgroup") == ""]
+            names = [s.get("name") for s in (_metric_specs(p) or [])]
+            metric = next((n for n in names if any(m["name"] == n for m in overall)), overall[0]["name"] if overall else None)
+            m = next((m for m in overall if m["name"] == metric), None) or {}
+            rows.append({**base, "metric": metric, "source": "metric", "n": m.get("n"), "clusters": None, "value_a": m.get("value"),
+                         "value_b": None, "diff": None, "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"),
+                         "ci_text": ci_text(m.get("ci_low"), m.get("ci_high"), m.get("n")), "mde": None, "p_adjusted": None,
+                         "significant": False, "better": None, "worse": None, "verdict": "not gated", "gate_reasons": [],
+                         "small_sample": bool(isinstance(m.get("n"), int) and m["n"] < min_items)})
+            continue
+        metric = _headline_metric(p, gate_rows)
+        overall = p.get("overall_rows", [])
+        r = next((r for r in overall if r["metric"] == metric and r.get("source") == "metric"), None) \
+            or next((r for r in overall if r["metric"] == metric), None) or {}
+        matched = [g for g in gate_rows if g.get("probe") == p["probe"] and g.get("metric") == metric and not g.get("subgroup")
+                   and g.get("source", "metric") == r.get("source", "metric")]
+        verdict = _worst_verdict([g["verdict"] for g in matched])
+        if verdict is None:
+            verdict = "not gated" if gate is None else "no rule"
+        n, clusters = r.get("n"), r.get("clusters")
+        small = (isinstance(n, int) and n < min_items) or (isinstance(clusters, int) and clusters < min_clusters)
+        rows.append({
+            **base, "metric": metric, "source": r.get("source"), "n": n, "clusters": clusters, "n_pairs": p.get("n_pairs"),
+            "errors_a": p.get("errors_a"), "errors_b": p.get("errors_b"),
+            "value_a": r.get("value_a"), "value_b": r.get("value_b"), "diff": r.get("diff"),
+            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "ci_text": row_ci_text(r) if r else "—",
+            "mde": r.get("mde"), "p_adjusted": r.get("p_adjusted"), "significant": bool(r.get("significant")),
+            "better": r.get("better"), "worse": r.get("worse"), "verdict": verdict,
+            "gate_reasons": [g.get("reason", "") for g in matched if g.get("verdict") != "pass"],
+            "small_sample": bool(small),
+        })
+    small_rows = [r for r in rows if r["small_sample"]]
+    warning = None
+    if small_rows:
+        worst = min(small_rows, key=lambda r: (r["n"] if isinstance(r["n"], int) else 0))
+        warning = (
+            f"Small sample: {len(small_rows)} of {len(rows)} headline row(s) rest on fewer than {min_items} items or "
+            f"{min_clusters} clusters (smallest: {worst['probe']}, n = {worst['n']}"
+            + (f", {worst['clusters']} cluster(s)" if isinstance(worst.get("clusters"), int) else "")
+            + "). Their estimates and CIs are unreliable; read the MDE, and do not treat a pass as evidence of no change."
+        )
+    listed = []
+    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    for g in gate_rows:
+        if g.get("verdict") in ("fail", "inconclusive", "error"):
+            listed.append({**g, "ci_text": ci_text(g.get("ci_low"), g.get("ci_high"), g.get("n"), g.get("clusters"))})
+    listed.sort(key=lambda g: (order.get(g["verdict"], 99), not g.get("headline"), g.get("probe", ""), g.get("metric", ""), g.get("subgroup", "")))
+    audited = {
+        "models": [
+            {"key": k, "role": r.get("role"), "label": r.get("label"), "model_reference": r.get("model_reference"),
+             "model_id": r.get("model_id"), "run_id": r.get("run_id"), "status": r.get("status")}
+            for k, r in runs.items()
+        ],
+        "datasets": [
+            {"probe": p["probe"], "name": by_probe_ds.get(p["probe"], {}).get("name") or p["probe"],
+             "revision": by_probe_ds.get(p["probe"], {}).get("revision"), "dataset_id": by_probe_ds.get(p["probe"], {}).get("dataset_id"),
+             "source": by_probe_ds.get(p["probe"], {}).get("source"),
+             "n": p.get("n_pairs") if kind == "comparison" else next((h["n"] for h in rows if h["probe"] == p["probe"]), None)}
+            for p in probes
+        ],
+        "store": store_url,
+    }
+    return {
+        "verdict": gate["verdict"] if gate else "not gated",
+        "policy": policy,
+        "exit_code": (gate or {}).get("exit_code"),
+        "alpha": settings.get("alpha", DEFAULT_ALPHA) if settings else DEFAULT_ALPHA,
+        "power": settings.get("power", DEFAULT_POWER) if settings else DEFAULT_POWER,
+        "min_items": min_items,
+        "min_clusters": min_clusters,
+        "small_sample_warning": warning,
+        "audited": audited,
+        "rows": rows,
+        "gate": None if gate is None else {
+            "counts": _gate_counts(gate),
+            "listed": listed,
+            "errors": gate.get("errors", 0),
+            "max_errors": gate.get("max_errors", 0),
+            "exit_code": gate.get("exit_code"),
+            "description": policy.get("description", ""),
+        },
+    }
+
+
+def _metric_specs(p: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(p.get("metric_specs") or [])
+
+
+def _subgroup_detail(p: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    """Subgroup rows for the appendix: significant rows first, then by |B - A| (largest first);
+    at most ``limit`` listed, the rest counted (every row stays in ``rows`` and the JSON)."""
+    rows = list(p.get("subgroup_rows", []))
+    changed = [r for r in rows if not _missing(r.get("diff")) and (r["diff"] != 0 or r.get("significant"))]
+    unchanged = [r for r in rows if not _missing(r.get("diff")) and r["diff"] == 0 and not r.get("significant")]
+    undefined = [r for r in rows if _missing(r.get("diff"))]
+    ranked = sorted(changed, key=lambda r: (not r.get("significant"), -_effect(r), r["metric"], r["subgroup"]))
+    shown = ranked[:limit]
+    hidden = ranked[limit:]
+    return {
+        "shown": [{**r, "ci_text": row_ci_text(r)} for r in shown],
+        "n_rows": len(rows),
+        "n_changed": len(changed),
+        "n_hidden": len(hidden),
+        "max_abs_hidden": max((_effect(r) for r in hidden), default=None),
+        "n_unchanged": len(unchanged),
+        "n_undefined": len(undefined),
+        "n_significant": sum(bool(r.get("significant")) for r in rows),
+    }
 
 
 def _f(v: float | None) -> str:
@@ -204,13 +452,20 @@ def build_report(
     title: str | None = None,
     probe_loader: Callable | None = None,
     n_worst: int = 10,
+    show_subgroups: int = SHOW_SUBGROUPS,
 ) -> dict[str, Any]:
-    """The report dict of a comparison (``comparison``) or of a single run (``run_id``)."""
+    """The report dict of a comparison (``comparison``) or of a single run (``run_id``).
+
+    ``gate`` is the verdict to show (a GateResult or its dict); without one, a comparison's own
+    stored verdict (its ``"gate"``, under the audit's policy) is shown, if it has one.
+    """
     if (comparison is None) == (run_id is None):
         raise ValueError("give exactly one of comparison or run_id")
-    gate_d = gate.to_dict() if isinstance(gate, GateResult) else (dict(gate) if gate else None)
+    gate_d = gate.to_dict() if isinstance(gate, GateResult) else (jsonable(dict(gate)) if gate else None)
     if comparison is not None:
         comp = comparison.to_dict() if isinstance(comparison, Comparison) else jsonable(dict(comparison))
+        if gate_d is None and isinstance(comp.get("gate"), Mapping):
+            gate_d = dict(comp["gate"])
         runs = {"a": _run_info(store, store.get_run(comp["run_a"])), "b": _run_info(store, store.get_run(comp["run_b"]))}
         stored = {
             k: {(m["probe"], m["name"], m["subgroup"]): m for m in _metric_rows(store, r["run_id"])} for k, r in runs.items()
@@ -224,14 +479,16 @@ def build_report(
                     f"ci_{k}": ([stored[k][key]["ci_low"], stored[k][key]["ci_high"]] if r["source"] == "metric" and key in stored[k] else None)
                     for k in ("a", "b")
                 }
-                rows.append({**r, **own, "worse": is_worse(r), "regression": bool(r["significant"] and is_worse(r))})
-            probes.append({
+                rows.append({**r, **own, "ci_text": row_ci_text(r), "worse": is_worse(r), "regression": bool(r["significant"] and is_worse(r))})
+            entry = {
                 **p,
                 "rows": rows,
                 "overall_rows": [r for r in rows if r["subgroup"] == ""],
                 "subgroup_rows": [r for r in rows if r["subgroup"] != ""],
                 "regressions": [r for r in rows if r["regression"]],
-            })
+            }
+            entry["subgroup_detail"] = _subgroup_detail(entry, show_subgroups)
+            probes.append(entry)
         kind = "comparison"
         default_title = f"rai-audit comparison: {runs['a']['model_reference']} vs {runs['b']['model_reference']}"
         settings = comp["settings"]
@@ -270,12 +527,16 @@ def build_report(
                                         "name": "(probe metadata unavailable)", "description": meta.get("load_error", ""), "better": "none", "kind": ""})
 
     run_list = list(runs.values())
+    datasets = _datasets(run_list)
+    store_url = store_display_url(store)
+    inputs = input_digests(store, [r["run_id"] for r in run_list], comp["comparison_id"] if comp else None)
     report = {
         "schema": SCHEMA,
         "kind": kind,
         "title": title or default_title,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tool": {"name": "rai-audit", "version": rai_audit.__version__},
+        "headline": _headline(kind, probes, gate_d, comp, runs, datasets, settings, store_url),
         "summary": _summary(probes if kind == "comparison" else [], gate_d),
         "gate": gate_d,
         "runs": runs,
@@ -294,7 +555,7 @@ def build_report(
             "refusal_detector": refusal_identity(),
             "settings": settings,
         },
-        "datasets": _datasets(run_list),
+        "datasets": datasets,
         "limitations": LIMITATIONS + [w for w in (comp.get("warnings", []) if comp else [])],
         "provenance": {
             k: {"run_id": r["run_id"], "model_reference": r["model_reference"], "model_id": r["model_id"],
@@ -307,6 +568,6 @@ def build_report(
             "nist_ai_rmf_measure": NIST_MEASURE,
         },
         "signoff": {f: (signoff or {}).get(f, "") for f in SIGNOFF_FIELDS},
-        "inputs": input_digests(store, [r["run_id"] for r in run_list], comp["comparison_id"] if comp else None),
+        "inputs": inputs,
     }
     return jsonable(report)

@@ -29,6 +29,8 @@ def forest_plot(
     xlabel: str,
     reference: float | None = 0.0,
     highlight: Sequence[bool] | None = None,
+    width: float = 7.0,
+    row_height: float = 0.28,
 ) -> str | None:
     """A horizontal point-and-interval chart as a ``data:image/svg+xml`` URI (None if empty).
 
@@ -42,7 +44,7 @@ def forest_plot(
     rows = [i for i, v in enumerate(values) if _finite(v)][:MAX_ROWS]
     if not rows:
         return None
-    fig = Figure(figsize=(7.0, 0.9 + 0.28 * len(rows)))
+    fig = Figure(figsize=(width, 0.8 + row_height * len(rows)))
     FigureCanvasSVG(fig)
     ax = fig.add_subplot(1, 1, 1)
     for y, i in enumerate(rows):
@@ -54,7 +56,7 @@ def forest_plot(
     if reference is not None:
         ax.axvline(reference, color="#777777", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([labels[i][:60] for i in rows], fontsize=7)
+    ax.set_yticklabels([labels[i][:48] for i in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_title(title[:90], fontsize=9)

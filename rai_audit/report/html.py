@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
+from rai_audit.report.build import SHOW_SUBGROUPS, SHOW_WORST, ci_text, mde_text
 from rai_audit.report.charts import forest_plot
 from rai_audit.report.manifest import embed_text
 
@@ -47,8 +49,22 @@ def _pct(v: Any) -> str:
     return "—" if _missing(v) else f"{100 * v:.1f}%"
 
 
-def _ci(lo: Any, hi: Any) -> str:
-    return "—" if _missing(lo) or _missing(hi) else f"[{lo:+.4f}, {hi:+.4f}]"
+def _ci(lo: Any, hi: Any, n: Any = None, clusters: Any = None) -> str:
+    return ci_text(lo, hi, n, clusters)
+
+
+def _short(v: Any, n: int = 12) -> str:
+    s = "" if v is None else str(v)
+    return s if len(s) <= n + 1 else s[:n] + "…"
+
+
+def _wbr_path(text: Any) -> Markup:
+    """Escaped text with break opportunities (<wbr>) after "/", "," and "=", so a long path or
+    subgroup label wraps between its parts, never inside a word."""
+    escaped = str(escape("" if text is None else str(text)))
+    for ch in ("/", ",", "="):
+        escaped = escaped.replace(ch, ch + "<wbr>")
+    return Markup(escaped)
 
 
 def _clip(text: Any, limit: int = MAX_CHARS) -> str:
@@ -56,17 +72,26 @@ def _clip(text: Any, limit: int = MAX_CHARS) -> str:
     return s if len(s) <= limit else s[:limit] + " […]"
 
 
-def _flatten(d: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(dotted key, short value) pairs of a nested mapping, for provenance tables."""
+def _flat(d: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     if isinstance(d, Mapping):
         for k, v in d.items():
-            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+            yield from _flat(v, f"{prefix}.{k}" if prefix else str(k))
     elif isinstance(d, list) and d and all(isinstance(x, Mapping) for x in d):
         for i, v in enumerate(d):
-            yield from _flatten(v, f"{prefix}[{i}]")
+            yield from _flat(v, f"{prefix}[{i}]")
     else:
         text = d if isinstance(d, str) else json.dumps(d, default=str)
         yield prefix, _clip(text, 300)
+
+
+def _flatten(d: Any, base: Any = None, label: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, short value) pairs of a nested mapping, for provenance tables; with ``base``,
+    only the pairs that differ from (or are absent in) ``base``'s; ``label`` prefixes each key."""
+    seen = dict(_flat(base)) if isinstance(base, Mapping) else {}
+    for k, v in _flat(d):
+        if k in seen and seen[k] == v:
+            continue
+        yield f"{label}{k}", v
 
 
 def _tojson_text(v: Any) -> str:
@@ -80,36 +105,38 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, signed=_signed, pval=_pval, pct=_pct, clip=_clip, flatten=_flatten, tojson_text=_tojson_text)
-    env.globals.update(ci=_ci, max_chars=MAX_CHARS)
+    env.filters.update(num=_num, signed=_signed, pval=_pval, pct=_pct, clip=_clip, flatten=_flatten, tojson_text=_tojson_text,
+                       short=_short, wbr_path=_wbr_path)
+    env.globals.update(ci=_ci, mde=mde_text, max_chars=MAX_CHARS, show_worst=SHOW_WORST, show_subgroups=SHOW_SUBGROUPS)
     return env
 
 
-def probe_charts(report: Mapping[str, Any]) -> dict[str, str | None]:
-    """One forest plot per probe: change B - A with CIs (comparison) or metric values (run)."""
-    charts: dict[str, str | None] = {}
-    for p in report["probes"]:
-        if report["kind"] == "comparison":
-            rows = [r for r in p["rows"] if r["source"] == "metric"] or p["rows"]
-            charts[p["probe"]] = forest_plot(
-                [f"{r['metric']} [{r['subgroup'] or 'overall'}]" + (" (outcome)" if r["source"] == "outcome" else "") for r in rows],
-                [r["diff"] for r in rows], [r["ci_low"] for r in rows], [r["ci_high"] for r in rows],
-                title=f"{p.get('title') or p['probe']}: change B − A (95% CI)", xlabel="B − A",
-                highlight=[bool(r.get("regression")) for r in rows],
-            )
-        else:
-            ms = p.get("metrics", [])
-            charts[p["probe"]] = forest_plot(
-                [f"{m['name']} [{m['subgroup'] or 'overall'}]" for m in ms], [m["value"] for m in ms],
-                [m.get("ci_low") for m in ms], [m.get("ci_high") for m in ms],
-                title=f"{p.get('title') or p['probe']} (95% CI)", xlabel="value", reference=None,
-            )
-    return charts
+def headline_chart(report: Mapping[str, Any]) -> str | None:
+    """One forest plot of the headline rows: per probe, the change B - A of its headline metric
+    with its 95% CI (comparison), or the headline value with its CI (single run). Every other
+    number is in the tables."""
+    rows = (report.get("headline") or {}).get("rows") or []
+    if not rows:
+        return None
+    labels = [f"{r['probe']}: {r.get('metric') or '—'}" for r in rows]
+    if report["kind"] == "comparison":
+        return forest_plot(
+            labels, [r.get("diff") for r in rows],
+            [None if _ci_na(r) else r.get("ci_low") for r in rows], [None if _ci_na(r) else r.get("ci_high") for r in rows],
+            title="Headline metrics: change B − A (95% CI)", xlabel="B − A",
+            highlight=[r.get("verdict") == "fail" or bool(r.get("significant") and r.get("worse")) for r in rows], width=7.5, row_height=0.2,
+        )
+    return forest_plot(labels, [r.get("value_a") for r in rows], [r.get("ci_low") for r in rows], [r.get("ci_high") for r in rows],
+                       title="Headline metrics (95% CI)", xlabel="value", reference=None, width=7.5, row_height=0.2)
+
+
+def _ci_na(row: Mapping[str, Any]) -> bool:
+    return ci_text(row.get("ci_low"), row.get("ci_high"), row.get("n"), row.get("clusters")).startswith("n/a")
 
 
 def render_html_body(report: Mapping[str, Any]) -> str:
     """The report as HTML without its manifest (what the PDF is made from)."""
-    return environment().get_template("report.html.j2").render(r=report, charts=probe_charts(report))
+    return environment().get_template("report.html.j2").render(r=report, chart=headline_chart(report))
 
 
 def render_html(report: Mapping[str, Any]) -> str:

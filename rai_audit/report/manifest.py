@@ -3,8 +3,11 @@
 A manifest says what the report was made from and pins its own content:
 
 * ``inputs``: for each run, the hashes of its config, its per-item records and its metrics as
-  the store held them, and the comparison's hash; ``verify`` recomputes them from the store, so
-  a report whose underlying results changed (or that came from another store) is caught.
+  the store held them, the comparison's hash, and the store's URL (display form: password
+  masked); ``verify`` recomputes the hashes from the store, so a report whose underlying results
+  changed (or that came from another store) is caught. Given no store, ``verify`` opens the one
+  the manifest names; when that cannot be opened it says which ``--db`` it needs instead of
+  reporting a failed check.
 * ``content_sha256``: the hash of the report itself without the manifest, so an edited number is
   caught. HTML and Markdown carry the manifest as a final comment line
   ``<!-- rai-audit-manifest: BASE64(JSON) -->`` and hash the text before it; JSON reports carry
@@ -24,6 +27,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -56,8 +60,21 @@ def _comparison_digest(store: Any, comparison_id: str) -> str | None:
         return None
 
 
+def store_display_url(store: Any) -> str | None:
+    """The store's URL with any password masked (what a manifest records and ``verify`` reopens)."""
+    shown = getattr(store, "display_url", None)
+    if isinstance(shown, str) and shown:
+        return shown
+    url = getattr(store, "url", None)
+    if not url:
+        return None
+    from rai_audit.store.engine import display_url
+
+    return display_url(str(url))
+
+
 def input_digests(store: Any, run_ids: Sequence[str], comparison_id: str | None = None) -> dict[str, Any]:
-    """Hashes of everything in the store a report is made from."""
+    """Hashes of everything in the store a report is made from, and the store's (display) URL."""
     runs = {}
     for run_id in run_ids:
         run = store.get_run(run_id)
@@ -70,7 +87,7 @@ def input_digests(store: Any, run_ids: Sequence[str], comparison_id: str | None 
     comparison = None
     if comparison_id:
         comparison = {"comparison_id": comparison_id, "sha256": _comparison_digest(store, comparison_id)}
-    return {"runs": runs, "comparison": comparison}
+    return {"runs": runs, "comparison": comparison, "store": store_display_url(store)}
 
 
 def _manifest(fmt: str, content_sha256: str, inputs: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -136,18 +153,33 @@ class VerifyResult:
     format: str | None
     checks: list[Check] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    store_url: str | None = None  # the store the inputs were checked against (display form)
+    store_problem: str | None = None  # why the store could not be opened (then nothing was checked against one)
+
+    @property
+    def failed(self) -> bool:
+        return not self.checks or any(c.ok is False for c in self.checks)
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok is not False for c in self.checks)
+        return not self.failed and self.store_problem is None
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        """0 verified; 1 a check failed (edited file, drifted or foreign results); 2 the store
+        to check against could not be opened (the message names the --db it needs)."""
+        if self.failed:
+            return 1
+        return 2 if self.store_problem else 0
 
     def format_text(self) -> str:
         lines = [f"{'OK  ' if c.ok else ('SKIP' if c.ok is None else 'FAIL')}  {c.name}: {c.detail}" for c in self.checks]
-        lines.append(f"{self.path}: {'verified' if self.ok else 'VERIFICATION FAILED'}")
+        if self.failed:
+            lines.append(f"{self.path}: VERIFICATION FAILED")
+        elif self.store_problem:
+            lines.append(f"{self.path}: content checked, inputs NOT verified: {self.store_problem}")
+        else:
+            lines.append(f"{self.path}: verified" + (f" against {self.store_url}" if self.store_url else ""))
         return "\n".join(lines)
 
 
@@ -212,8 +244,43 @@ def _content_check(fmt: str, data: bytes) -> tuple[dict[str, Any] | None, Check]
     return manifest, Check(name, ok, "matches" if ok else "the report text was modified after it was made")
 
 
-def verify(file: str | Path, store: Any) -> VerifyResult:
-    """Check a report file's embedded manifest against its content and against ``store``."""
+def _open_recorded_store(url: str | None, *, explicit: bool) -> Any:
+    """Open the store to verify against without creating anything: a SQLite file that does not
+    exist, a masked password or an unreachable server is a UserError saying what to pass."""
+    from rai_audit.store import Store
+    from rai_audit.store.engine import parse_url, resolve_url, sqlite_path
+
+    resolved = resolve_url(url)
+    parsed = parse_url(resolved)
+    if "***" in (parsed.password or "") and not explicit:
+        env = os.environ.get("RAI_AUDIT_DB")
+        if env and store_display_url_of(resolve_url(env)) == store_display_url_of(resolved):
+            resolved, parsed = resolve_url(env), parse_url(resolve_url(env))
+        else:
+            raise UserError("its URL is recorded without the password")
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(parsed)
+        if path is None:
+            raise UserError("it was an in-memory store, which no longer exists")
+        if not path.exists():
+            raise UserError(f"the file {path} does not exist on this machine")
+    return Store.open(resolved)
+
+
+def store_display_url_of(url: str) -> str:
+    from rai_audit.store.engine import display_url
+
+    return display_url(url)
+
+
+def verify(file: str | Path, store: Any = None, db_url: str | None = None) -> VerifyResult:
+    """Check a report file's embedded manifest against its content and against a store.
+
+    ``store``: the store to check the inputs against. ``None`` opens one: ``db_url`` when given,
+    else the store the manifest records (the one the report was made from), else the default
+    store (``RAI_AUDIT_DB`` or the default SQLite file). A store that cannot be opened is not a
+    failed check: the result carries ``store_problem`` naming the ``--db`` it needs (exit code 2).
+    """
     path = Path(file)
     try:
         data = path.read_bytes()
@@ -225,15 +292,45 @@ def verify(file: str | Path, store: Any) -> VerifyResult:
     if manifest is None:
         return result
     inputs = manifest.get("inputs") or {}
+    recorded = inputs.get("store")
+    opened = None
+    if store is None:
+        url = db_url or recorded
+        try:
+            opened = _open_recorded_store(url, explicit=db_url is not None)
+        except Exception as e:  # noqa: BLE001 - any failure to open becomes the message below
+            shown = store_display_url_of(url) if url else "the default store"
+            why = str(e).rstrip(".") if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+            if db_url is not None:
+                hint = "check the URL given with --db"
+            elif recorded:
+                hint = (f"run `rai-audit report --verify {path} --db URL` with the URL of that store"
+                        + (" (its password included)" if "***" in recorded else f", e.g. --db {recorded} where it is reachable"))
+            else:
+                hint = f"this report does not name its store; run `rai-audit report --verify {path} --db URL` with the store it was made from"
+            result.store_problem = f"cannot open the store {shown} ({why}); {hint}."
+            return result
+        store = opened
+    result.store_url = store_display_url(store)
+    try:
+        _check_inputs(result, inputs, store, recorded)
+    finally:
+        if opened is not None:
+            opened.close()
+    return result
+
+
+def _check_inputs(result: VerifyResult, inputs: Mapping[str, Any], store: Any, recorded: str | None) -> None:
+    elsewhere = f"; the report was made from {recorded}" if recorded and recorded != result.store_url else ""
     for run_id, expected in (inputs.get("runs") or {}).items():
         try:
             actual = input_digests(store, [run_id])["runs"][run_id]
         except UserError as e:
-            result.checks.append(Check(f"run {run_id}", False, f"not in this store ({e})"))
+            result.checks.append(Check(f"run {run_id}", False, f"not in this store ({e}){elsewhere}"))
             continue
         for key in ("config_hash", "records_sha256", "metrics_sha256"):
             ok = actual.get(key) == expected.get(key)
-            result.checks.append(Check(f"run {run_id} {key}", ok, "matches the store" if ok else "differs from the store"))
+            result.checks.append(Check(f"run {run_id} {key}", ok, "matches the store" if ok else f"differs from the store{elsewhere}"))
     comp = inputs.get("comparison")
     if comp:
         if comp.get("sha256") is None:
@@ -242,6 +339,5 @@ def verify(file: str | Path, store: Any) -> VerifyResult:
             actual = _comparison_digest(store, comp["comparison_id"])
             result.checks.append(Check(
                 f"comparison {comp['comparison_id']}", actual == comp["sha256"],
-                "matches the store" if actual == comp["sha256"] else ("not in this store" if actual is None else "differs from the store"),
+                "matches the store" if actual == comp["sha256"] else ("not in this store" + elsewhere if actual is None else "differs from the store" + elsewhere),
             ))
-    return result

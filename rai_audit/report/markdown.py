@@ -14,10 +14,12 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from rai_audit.report.build import mde_text
 from rai_audit.report.manifest import embed_text
 
 _MD_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")  # <, > and & are left to html.escape
 SHOW_ITEMS = 3  # worst items quoted per probe
+SHOW_SUBGROUPS = 5  # subgroup rows per probe (significant first, then the largest changes)
 
 
 def neutralise(text: Any, limit: int = 300) -> str:
@@ -40,10 +42,6 @@ def _n(v: Any, digits: int = 4, signed: bool = False) -> str:
     if v is None:
         return "—"
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
-
-
-def _ci(lo: Any, hi: Any) -> str:
-    return "—" if lo is None or hi is None else f"[{lo:+.4f}, {hi:+.4f}]"
 
 
 def _pct(v: Any) -> str:
@@ -79,6 +77,80 @@ def eval_results(report: Mapping[str, Any]) -> list[Any]:
     return out
 
 
+def _ci_text(row: Mapping[str, Any]) -> str:
+    if row.get("ci_text"):
+        return str(row["ci_text"])
+    from rai_audit.report.build import ci_text
+
+    return ci_text(row.get("ci_low"), row.get("ci_high"), row.get("n"), row.get("clusters"))
+
+
+def _headline_section(r: Mapping[str, Any], comparison: bool) -> list[str]:
+    """Page 1 of the report in Markdown: verdict and policy, what was audited, the small-sample
+    warning, one row per probe, and the gate rows that did not pass."""
+    h = r.get("headline") or {}
+    policy = h.get("policy") or {}
+    out: list[str] = []
+    verdict = f"**Verdict: {r['summary']['verdict'].upper()}**"
+    if policy.get("gated"):
+        verdict += f" under the {cell(policy.get('label'))} (sha256 `{cell((policy.get('sha256') or '')[:12])}`)"
+        if policy.get("what_if"):
+            verdict += " **(what-if)**"
+    out += [verdict, ""]
+    if policy.get("what_if"):
+        own = f" ({cell(policy['audit_policy'])})" if policy.get("audit_policy") else ""
+        out += [f"> What-if verdict: judged by the {cell(policy.get('name'))} policy, not by the policy its audit used{own}.", ""]
+    if h.get("small_sample_warning"):
+        out += [f"> **Warning:** {cell(h['small_sample_warning'])}", ""]
+    audited = h.get("audited") or {}
+    out += ["### What was audited", ""]
+    for m in audited.get("models", []):
+        role = f" ({cell(m.get('role'))})" if m.get("role") else ""
+        out.append(f"- Model {m['key'].upper()}{role}: {cell(m.get('model_reference'))}, model sha256 `{cell(m.get('model_id'))}`, run `{cell(m.get('run_id'))}`")
+    if policy.get("gated"):
+        out.append(f"- Policy: {cell(policy.get('name'))}, sha256 `{cell((policy.get('sha256') or '')[:16])}`; minimum support "
+                   f"{h.get('min_items')} items / {h.get('min_clusters')} clusters per row")
+    if audited.get("store"):
+        out.append(f"- Store: `{cell(audited['store'])}`")
+    out.append("")
+    rows = h.get("rows") or []
+    if rows:
+        out += ["### Headline results", ""]
+        if comparison:
+            out.append(_table(
+                ["probe", "data set (revision)", "metric", "n", "A", "B", "change B−A", "95% CI", "MDE", "verdict"],
+                [[cell(x["probe"]), cell(x.get("dataset")) + (f" ({cell(str(x['revision'])[:12])})" if x.get("revision") else ""),
+                  cell(x.get("metric") or "—"), ("—" if x.get("n") is None else str(x["n"])) + (" ⚠" if x.get("small_sample") else ""),
+                  _n(x.get("value_a")), _n(x.get("value_b")), _n(x.get("diff"), signed=True), _ci_text(x), mde_text(x),
+                  cell(str(x.get("verdict", "")).upper())] for x in rows],
+            ))
+            out += ["", f"MDE: the smallest change detectable at alpha {h.get('alpha', 0.05)} with power {h.get('power', 0.8)} at the row's n."
+                    + (" ⚠: below the minimum support." if h.get("small_sample_warning") else ""), ""]
+        else:
+            out.append(_table(["probe", "data set (revision)", "metric", "n", "value", "95% CI"],
+                              [[cell(x["probe"]), cell(x.get("dataset")) + (f" ({cell(str(x['revision'])[:12])})" if x.get("revision") else ""),
+                                cell(x.get("metric") or "—"), "—" if x.get("n") is None else str(x["n"]), _n(x.get("value_a")), _ci_text(x)]
+                               for x in rows]))
+            out.append("")
+    g = h.get("gate")
+    if g:
+        c = g.get("counts") or {}
+        out += ["### Gate", ""]
+        out.append(f"{c.get('pass', 0)} rule row(s) passed (counted, not listed), {c.get('fail', 0)} failed, {c.get('inconclusive', 0)} inconclusive, "
+                   f"{c.get('insufficient', 0) + c.get('skipped', 0)} with insufficient data (counted apart); errors {g.get('errors')} of "
+                   f"{g.get('max_errors')} allowed; exit code {g.get('exit_code')}.")
+        if g.get("listed"):
+            out += ["", _table(
+                ["verdict", "probe", "metric", "subgroup", "n", "change", "95% CI", "limit", "reason"],
+                [[cell(x["verdict"].upper()), cell(x["probe"]), cell(x["metric"]), cell(x.get("subgroup") or "overall"),
+                  "—" if x.get("n") is None else str(x["n"]), _n(x.get("value"), signed=True), _ci_text(x),
+                  "—" if x.get("limit") is None else f"{cell(x.get('bad_direction'))} ≤ {x['limit']:.4f}", cell(x.get("reason"))]
+                 for x in g["listed"]],
+            )]
+        out.append("")
+    return out
+
+
 def _body(report: Mapping[str, Any]) -> str:
     r = report
     comparison = r["kind"] == "comparison"
@@ -92,39 +164,35 @@ def _body(report: Mapping[str, Any]) -> str:
         )
     else:
         out.append(f"Audit of **{cell(runs['a']['model_reference'])}**, generated {r['generated_at']} by rai-audit {r['tool']['version']}.")
-    out += ["", f"**Verdict: {r['summary']['verdict'].upper()}**", ""]
+    out.append("")
+    out += _headline_section(r, comparison)
     out += [f"- {cell(line)}" for line in r["summary"]["lines"]]
-    if r.get("gate"):
-        out += ["", "### Gate", ""]
-        out.append(_table(
-            ["verdict", "probe", "metric", "subgroup", "change", "95% CI", "limit"],
-            [[g["verdict"].upper(), cell(g["probe"]), cell(g["metric"]), cell(g["subgroup"] or "overall"), _n(g["value"], signed=True),
-              _ci(g["ci_low"], g["ci_high"]), "—" if g["limit"] is None else f"{cell(g['bad_direction'])} ≤ {g['limit']:.4f}"]
-             for g in r["gate"]["rows"]],
-        ))
     out += ["", "### Results", ""]
     for p in r["probes"]:
         out += [f"#### {cell(p.get('title') or p['probe'])}", ""]
         if comparison:
             out.append(_table(
-                ["metric", "A", "B", "change", "95% CI", "p (corrected)", "significant", "MDE"],
-                [[cell(x["metric"]) + (" (outcome)" if x["source"] == "outcome" else ""), _n(x["value_a"]), _n(x["value_b"]),
-                  _n(x["diff"], signed=True), _ci(x["ci_low"], x["ci_high"]), _n(x["p_adjusted"]),
-                  "yes" if x["significant"] else "no", "—" if x["significant"] else _n(x["mde"])]
+                ["metric", "n", "A", "B", "change", "95% CI", "p (corrected)", "significant", "MDE"],
+                [[cell(x["metric"]) + (" (outcome)" if x["source"] == "outcome" else "") + (" (headline)" if x["metric"] == p.get("headline") and x["source"] == "metric" else ""),
+                  str(x["n"]), _n(x["value_a"]), _n(x["value_b"]),
+                  _n(x["diff"], signed=True), _ci_text(x), _n(x["p_adjusted"]),
+                  "yes" if x["significant"] else "no", mde_text(x)]
                  for x in p["overall_rows"]],
             ))
-            sig = [x for x in p["subgroup_rows"] if x["significant"]]
-            if sig:
-                out += ["", "Significant subgroup changes:", ""]
+            detail = p.get("subgroup_detail") or {}
+            top = [x for x in detail.get("shown", []) if x.get("significant")] or detail.get("shown", [])[:SHOW_SUBGROUPS]
+            if top:
+                label = "Significant subgroup changes" if any(x.get("significant") for x in top) else "Largest subgroup changes, none significant"
+                out += ["", f"{label} (largest |change| first; {detail.get('n_rows', 0)} subgroup rows in all, every one in the JSON report):", ""]
                 out.append(_table(
-                    ["metric", "subgroup", "A", "B", "change", "95% CI", "p (corrected)"],
-                    [[cell(x["metric"]), cell(x["subgroup"]), _n(x["value_a"]), _n(x["value_b"]), _n(x["diff"], signed=True),
-                      _ci(x["ci_low"], x["ci_high"]), _n(x["p_adjusted"])] for x in sig],
+                    ["metric", "subgroup", "n", "A", "B", "change", "95% CI", "p (corrected)"],
+                    [[cell(x["metric"]), cell(x["subgroup"]), str(x["n"]), _n(x["value_a"]), _n(x["value_b"]), _n(x["diff"], signed=True),
+                      _ci_text(x), _n(x["p_adjusted"])] for x in top[:SHOW_SUBGROUPS]],
                 ))
         else:
             out.append(_table(
                 ["metric", "subgroup", "n", "value", "95% CI"],
-                [[cell(m["name"]), cell(m["subgroup"] or "overall"), str(m["n"]), _n(m["value"]), _ci(m.get("ci_low"), m.get("ci_high"))]
+                [[cell(m["name"]), cell(m["subgroup"] or "overall"), str(m["n"]), _n(m["value"]), _ci_text({**m})]
                  for m in p.get("metrics", [])],
             ))
         out.append("")
