@@ -317,7 +317,7 @@ def _print_comparison(comp, all_rows: bool) -> None:
                 continue
             name = f"{r.metric} (headline)" if r.metric == p.headline and not r.subgroup and r.source == "metric" else r.metric
             t.add_row(escape(name), escape(r.subgroup or "all"), str(r.n), display.fmt(r.value_a), display.fmt(r.value_b),
-                      display.fmt(r.diff), display.fmt_ci(r.ci_low, r.ci_high, r.n), display.fmt(r.mde),
+                      display.fmt(r.diff), display.fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters), display.fmt(r.mde),
                       display.fmt(r.p_adjusted), "*" if r.significant else "")
         display.stdout.print(t)
         if hidden:
@@ -368,7 +368,7 @@ def report(
     out: str = typer.Option("rai-audit-out/reports", "--out", "-o", help="Output directory."),
     run: bool = typer.Option(False, "--run", help="TARGET is a run (single-model report) rather than a comparison."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Comparison reports: judge by this policy instead of the audit's own (labelled a what-if)."),
-    verify_file: Optional[str] = typer.Option(None, "--verify", help="Check a report file's embedded sha256 manifest against the store and exit."),
+    verify_file: Optional[str] = typer.Option(None, "--verify", help="Check a report file's embedded sha256 manifest against the store it names (or --db) and exit: 0 verified, 1 a check failed, 2 the store cannot be opened."),
     signoff: Optional[list[str]] = typer.Option(None, "--signoff", help="Fill a sign-off field, e.g. --signoff 'Reviewer=Jane Doe' (repeatable); filled before the manifest is sealed."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
@@ -384,11 +384,11 @@ def report(
         if not sep or not key.strip():
             raise UserError(f"--signoff takes FIELD=VALUE, not {item!r}.")
         fields[key.strip()] = value.strip()
+    if verify_file:  # the report's manifest names its store; --db overrides it
+        result = verify(verify_file, None, db_url=db)
+        typer.echo(result.format_text())
+        raise typer.Exit(result.exit_code)
     store = _open_store(db)
-    if verify_file:
-        result = verify(verify_file, store)
-        typer.echo(result.format_text() if hasattr(result, "format_text") else str(result))
-        raise typer.Exit(0 if getattr(result, "ok", False) else 1)
     if run:
         rec = store.get_run(target or "latest")
         data = build_report(store, run_id=rec.run_id, signoff=fields or None)
@@ -496,8 +496,8 @@ def demo(
     out_dir = Path(out).resolve() / profile.name  # profiles never share a finetune checkpoint or store
     for note in d.prepare_environment(data_dir):
         typer.echo(f"note: {note}", err=True)
-    scorer = "detoxify:original" if d.detoxify_available() else "profanity-check"
-    cfg = d.demo_config(profile, out_dir, db, data_dir, scorer=scorer)
+    scorer, scorer_options = d.demo_scorer()
+    cfg = d.demo_config(profile, out_dir, db, data_dir, scorer=scorer, scorer_options=scorer_options)
     typer.echo(f"rai-audit demo ({d.describe_profile(profile)}; scorer {scorer})", err=True)
     store = _open_store(cfg.store)
     with display.progress_bar(not _state["quiet"]) as bar:
@@ -616,7 +616,10 @@ def main(argv: list[str] | None = None) -> int:
     click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
         code = app(args=argv, prog_name="rai-audit", standalone_mode=False)
-        return code if isinstance(code, int) else 0
+        code = code if isinstance(code, int) else 0
+        if code == INTERRUPTED:  # typer turns Ctrl+C into Exit(130) on its own, silently
+            _interrupted()
+        return code
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
     except typer.Exit as e:
@@ -628,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rai-audit: error: {e}", file=sys.stderr)
         return e.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        print("rai-audit: interrupted. Completed items are saved; re-run the same command to resume.", file=sys.stderr)
+        _interrupted()
         return INTERRUPTED
     except Exception as e:  # noqa: BLE001 - a bug: one line by default, the traceback with -v
         if _state.get("verbose"):
@@ -640,6 +643,10 @@ def main(argv: list[str] | None = None) -> int:
               f"your input; re-run with -v for the traceback and report it (exit {EXIT_INTERNAL}).", file=sys.stderr)
         return EXIT_INTERNAL
     return 0
+
+
+def _interrupted() -> None:
+    print("rai-audit: interrupted. Completed items are saved; re-run the same command to resume.", file=sys.stderr)
 
 
 def _origin(e: BaseException) -> str:

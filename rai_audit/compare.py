@@ -397,6 +397,8 @@ def _outcome_row(
 
 def _row(probe: str, metric: str, subgroup: str, source: str, res: PairedDiff, mde: float | None, better: str, kind: str,
          clusters: int | None = None) -> DiffRow:
+    if (clusters is not None and clusters < 2) or res.n < 2:
+        mde = None  # one cluster or item says nothing about what could be detected
     return DiffRow(
         probe=probe, metric=metric, subgroup=subgroup, source=source, method=res.method, n=res.n,
         value_a=res.value_a, value_b=res.value_b, diff=res.diff, ci_low=res.ci_low, ci_high=res.ci_high,

@@ -63,7 +63,7 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
 
 
 def demo_config(profile: Profile, out_dir: Path, store: str | None, data_dir: str | None,
-                scorer: str = "profanity-check") -> AuditConfig:
+                scorer: str = "profanity-check", scorer_options: dict[str, Any] | None = None) -> AuditConfig:
     probes: list[dict[str, Any]] = []
     for name in GENERATION_PROBES:
         probes.append({"name": name, "params": {"limit": profile.prompts, "k": profile.k,
@@ -75,7 +75,7 @@ def demo_config(profile: Profile, out_dir: Path, store: str | None, data_dir: st
         "models": {"base": "default"},
         "finetune": str(REPO / "examples" / "finetune_demo.yaml"),
         "probes": probes,
-        "scorer": {"name": scorer},
+        "scorer": {"name": scorer, "options": dict(scorer_options or {})},
         "runtime": {"bootstrap": profile.bootstrap},
         "seed": 1234,
         "output_dir": str(out_dir),
@@ -98,12 +98,25 @@ def prepare_environment(data_dir: str | None) -> list[str]:
     return notes
 
 
-def detoxify_available() -> bool:
-    """Whether Detoxify's 'original' weights are already in the torch hub cache (no download)."""
+def detoxify_checkpoint() -> Path | None:
+    """Detoxify's 'original' checkpoint if it is already in the torch hub cache (no download)."""
     import glob
 
     hub = os.environ.get("TORCH_HOME") or os.path.expanduser("~/.cache/torch")
-    return bool(glob.glob(os.path.join(hub, "hub", "checkpoints", "toxic_original-*.ckpt")))
+    found = sorted(glob.glob(os.path.join(hub, "hub", "checkpoints", "toxic_original-*.ckpt")))
+    return Path(found[0]) if found else None
+
+
+def demo_scorer() -> tuple[str, dict[str, Any]]:
+    """Detoxify 'original' pinned to the digest of the file this machine already has (loaded
+    weights-only, so the pin records provenance and runs no code), else the offline
+    profanity-check classifier."""
+    ckpt = detoxify_checkpoint()
+    if ckpt is None:
+        return "profanity-check", {}
+    from rai_audit.hashing import sha256_file
+
+    return "detoxify:original", {"checkpoint_sha256": sha256_file(ckpt)}
 
 
 def describe_profile(p: Profile) -> str:

@@ -30,10 +30,21 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def fmt_ci(lo: float | None, hi: float | None, n: int | None = None) -> str:
-    """A CI as text; from one item it is "n/a (n=1)", never an interval that reads like certainty."""
+def ci_unavailable(n: int | None = None, clusters: int | None = None) -> str | None:
+    """"n/a (n=1)" / "n/a (1 cluster)" where a CI would rest on one item or cluster (an interval
+    such as [0.686, 0.686] would read like certainty); None where an interval may be printed."""
     if n is not None and n < 2:
         return f"n/a (n={n})"
+    if clusters is not None and clusters < 2:
+        return f"n/a ({clusters} cluster)"
+    return None
+
+
+def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: int | None = None) -> str:
+    """A CI as text, never an interval from one item or cluster (:func:`ci_unavailable`)."""
+    unavailable = ci_unavailable(n, clusters)
+    if unavailable:
+        return unavailable
     if lo is None or hi is None:
         return "-"
     return f"[{fmt(lo)}, {fmt(hi)}]"

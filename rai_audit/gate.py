@@ -498,8 +498,11 @@ def _fmt(v: float | None) -> str:
 
 def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: int | None = None) -> str:
     """A CI as text; never an interval from one item or cluster (that reads like certainty)."""
-    if (n is not None and n < 2) or (clusters is not None and clusters < 2):
-        return f"n/a (n={n if n is not None and n < 2 else clusters})"
+    from rai_audit.display import ci_unavailable
+
+    unavailable = ci_unavailable(n, clusters)
+    if unavailable:
+        return unavailable
     if lo is None or hi is None:
         return "-"
     return f"[{lo:+.4f}, {hi:+.4f}]"

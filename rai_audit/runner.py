@@ -352,6 +352,10 @@ def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: P
                 raise
             skipped[name] = str(e)
             continue
+        if not items:
+            where = ", ".join(sorted(dataset.files)) or dataset.source
+            raise DataError(f"Probe {name!r} found no items in its data ({where}, under {dataset.source}). "
+                            "The file is empty or has only a header: restore the benchmark file.")
         ids = [it.id for it in items]
         if len(set(ids)) != len(ids):
             raise RuntimeError(f"probe {name} produced duplicate item ids")
@@ -395,6 +399,10 @@ def run_probe_suite(
     from rai_audit.provenance import collect_provenance
 
     data_root = resolve_data_root(cfg.data_dir)
+    if backend_loader is None and cfg.runtime.device not in (None, "auto", "cpu"):
+        from rai_audit.models.hf_backend import pick_device
+
+        pick_device(cfg.runtime.device)  # fails before any run row is written, cached answers or not
     if model_info is None:
         from rai_audit.models.reference import resolve
 
@@ -420,79 +428,82 @@ def run_probe_suite(
 
     settings = {"seed": cfg.seed, "limit": cfg.limit, "bootstrap": cfg.runtime.bootstrap}
     key = run_key(model, jobs, scorer_identity, settings)
-    existing = None if fresh else store.find_run_by_key(key)
-    if existing is not None and existing.status in ("completed", "completed_with_errors"):
-        log.info("run %s already complete for this configuration; reusing it", existing.run_id)
-        return RunOutcome(store.get_run(existing.run_id), resumed=False, reused=True, counts={"skipped": skipped})
+    # One run key, one run, whatever the entry point: a second process with the same key (a cron
+    # overlap, a double click) waits here, then finds the first one's run complete and reuses it.
+    with store.audit_lock(f"run-key:{key}", wait=True):
+        existing = None if fresh else store.find_run_by_key(key)
+        if existing is not None and existing.status in ("completed", "completed_with_errors"):
+            log.info("run %s already complete for this configuration; reusing it", existing.run_id)
+            return RunOutcome(store.get_run(existing.run_id), resumed=False, reused=True, counts={"skipped": skipped})
 
-    store.add_model(model)
-    if existing is not None:
-        run_id = existing.run_id
-        store.add_event(run_id, "running", {"resumed": True})
-        resumed = True
-    else:
-        run_id = store.create_run(
-            kind="probe",
-            run_key=key,
-            model_id=model.model_id,
-            model_reference=model.reference,
-            probes=[j.name for j in jobs],
-            config=cfg.model_dump(mode="json"),
-            provenance={**collect_provenance(), "model": _model_provenance(model), "skipped_probes": skipped},
-            scorer=scorer_identity.to_dict() if scorer_identity is not None else None,
-            datasets={j.name: _dataset_provenance(j.dataset) for j in jobs},
-            seed=cfg.seed,
-            audit_id=audit_id,
-            role=role,
-        )
-        resumed = False
-
-    if backend_loader is None:
-        backend_loader = _default_loader(cfg)
-    from rai_audit.models.cached import CachedBackend
-
-    lazy = LazyBackend(model, backend_loader)
-    cached = CachedBackend(lazy, store)
-    runner = ProbeRunner(store, cached, scorer_cache=scorer_cache, scorer_identity=scorer_identity,
-                         seed=cfg.seed, n_boot=cfg.runtime.bootstrap, progress=progress)
-    t0 = time.perf_counter()
-    remote: dict[str, Any] = {}
-    try:
-        if executor == "local":
-            for job in jobs:
-                runner.run_job(run_id, job)
+        store.add_model(model)
+        if existing is not None:
+            run_id = existing.run_id
+            store.add_event(run_id, "running", {"resumed": True})
+            resumed = True
         else:
-            from rai_audit.executors.ray_executor import run_jobs_on_ray
-
-            remote = run_jobs_on_ray(
-                runner, run_id, jobs, model=model, backend_loader=backend_loader,
-                scorer=scorer if scorer_given else None,
-                scorer_config=None if scorer_given or scorer_identity is None else cfg.scorer,
-                progress=progress, **(executor_options or {}),
+            run_id = store.create_run(
+                kind="probe",
+                run_key=key,
+                model_id=model.model_id,
+                model_reference=model.reference,
+                probes=[j.name for j in jobs],
+                config=cfg.model_dump(mode="json"),
+                provenance={**collect_provenance(), "model": _model_provenance(model), "skipped_probes": skipped},
+                scorer=scorer_identity.to_dict() if scorer_identity is not None else None,
+                datasets={j.name: _dataset_provenance(j.dataset) for j in jobs},
+                seed=cfg.seed,
+                audit_id=audit_id,
+                role=role,
             )
-    except KeyboardInterrupt:
-        store.add_event(run_id, "interrupted", {"message": "interrupted by the user; re-run the same command to resume"})
-        raise
-    except UserError as e:
-        store.add_event(run_id, "failed", {"message": str(e)})
-        raise
-    except Exception as e:
-        store.add_event(run_id, "failed", {"message": f"{type(e).__name__}: {e}"})
-        raise
-    errors = {k: v for k, v in runner.counts["errors"].items() if v}
-    detail = {
-        "errors": errors,
-        "error_count": sum(errors.values()),
-        "items_computed": runner.counts["items_computed"],
-        "truncated_texts": runner.counts["truncated"],
-        "cache": {"responses_hit": getattr(cached, "hits", None), "responses_computed": getattr(cached, "misses", None)},
-        "model_loaded": lazy.loaded,
-        **remote,
-        "wall_s": round(time.perf_counter() - t0, 3),
-        "skipped_probes": skipped,
-    }
-    store.add_event(run_id, "completed_with_errors" if errors else "completed", detail)
-    return RunOutcome(store.get_run(run_id), resumed=resumed, reused=False, counts=detail)
+            resumed = False
+
+        if backend_loader is None:
+            backend_loader = _default_loader(cfg)
+        from rai_audit.models.cached import CachedBackend
+
+        lazy = LazyBackend(model, backend_loader)
+        cached = CachedBackend(lazy, store)
+        runner = ProbeRunner(store, cached, scorer_cache=scorer_cache, scorer_identity=scorer_identity,
+                             seed=cfg.seed, n_boot=cfg.runtime.bootstrap, progress=progress)
+        t0 = time.perf_counter()
+        remote: dict[str, Any] = {}
+        try:
+            if executor == "local":
+                for job in jobs:
+                    runner.run_job(run_id, job)
+            else:
+                from rai_audit.executors.ray_executor import run_jobs_on_ray
+
+                remote = run_jobs_on_ray(
+                    runner, run_id, jobs, model=model, backend_loader=backend_loader,
+                    scorer=scorer if scorer_given else None,
+                    scorer_config=None if scorer_given or scorer_identity is None else cfg.scorer,
+                    progress=progress, **(executor_options or {}),
+                )
+        except KeyboardInterrupt:
+            store.add_event(run_id, "interrupted", {"message": "interrupted by the user; re-run the same command to resume"})
+            raise
+        except UserError as e:
+            store.add_event(run_id, "failed", {"message": str(e)})
+            raise
+        except Exception as e:
+            store.add_event(run_id, "failed", {"message": f"{type(e).__name__}: {e}"})
+            raise
+        errors = {k: v for k, v in runner.counts["errors"].items() if v}
+        detail = {
+            "errors": errors,
+            "error_count": sum(errors.values()),
+            "items_computed": runner.counts["items_computed"],
+            "truncated_texts": runner.counts["truncated"],
+            "cache": {"responses_hit": getattr(cached, "hits", None), "responses_computed": getattr(cached, "misses", None)},
+            "model_loaded": lazy.loaded,
+            **remote,
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "skipped_probes": skipped,
+        }
+        store.add_event(run_id, "completed_with_errors" if errors else "completed", detail)
+        return RunOutcome(store.get_run(run_id), resumed=resumed, reused=False, counts=detail)
 
 
 def _model_provenance(model: ModelInfo) -> dict[str, Any]:

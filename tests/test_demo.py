@@ -34,3 +34,20 @@ def test_demo_profiles_are_valid_configs(tmp_path):
         assert sorted(p.name for p in cfg.probes) == sorted(probes.REGISTRY)
         assert cfg.finetune and Path(cfg.finetune).is_file() and Path(cfg.gate).is_file()
     assert demo.PROFILES["quick"].finetune_steps < demo.PROFILES["default"].finetune_steps
+
+
+def test_demo_pins_a_cached_detoxify_checkpoint_by_its_digest(tmp_path, monkeypatch):
+    """A cached Detoxify checkpoint is used pinned to its own digest (an unpinned one is refused
+    by the scorer); without one the demo falls back to the offline classifier."""
+    from rai_audit import demo as d
+    from rai_audit.hashing import sha256_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert d.demo_scorer() == ("profanity-check", {})
+    ckpt = tmp_path / "hub" / "checkpoints" / "toxic_original-c1212f89.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not really a checkpoint")
+    name, options = d.demo_scorer()
+    assert name == "detoxify:original" and options == {"checkpoint_sha256": sha256_file(ckpt)}
+    cfg = d.demo_config(d.PROFILES["quick"], tmp_path / "out", None, None, scorer=name, scorer_options=options)
+    assert cfg.scorer.options == options

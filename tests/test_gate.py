@@ -76,7 +76,7 @@ def test_minimum_support_is_insufficient_data_not_error():
 
 def test_ci_from_one_item_is_not_an_interval():
     assert fmt_ci(0.686, 0.686, n=1) == "n/a (n=1)"
-    assert fmt_ci(0.1, 0.3, n=40, clusters=1) == "n/a (n=1)"
+    assert fmt_ci(0.1, 0.3, n=40, clusters=1) == "n/a (1 cluster)"
     assert fmt_ci(0.1, 0.3, n=40, clusters=12) == "[+0.1000, +0.3000]"
 
 

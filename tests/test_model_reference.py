@@ -185,8 +185,12 @@ def test_truncated_weights_fail_to_load_with_a_clear_error(tmp_path):
     shutil.copytree(tiny_model_dir("gpt2"), d)
     w = d / "model.safetensors"
     data = w.read_bytes()
-    w.write_bytes(data[: len(data) // 2])  # header intact, tensors cut off
+    w.write_bytes(data[: len(data) // 2])  # header intact, tensors cut off: found when resolving,
+    with pytest.raises(ModelLoadError, match="is truncated: it has .* bytes, its header describes"):
+        resolve(str(d))  # before any run row is written
+    w.write_bytes(data)
     info = resolve(str(d))
+    w.write_bytes(data[: len(data) // 2])  # cut off after resolving: loading still says so clearly
     with pytest.raises(ModelLoadError, match="Could not load the model"):
         HFBackend.load(info, device="cpu")
     w.write_bytes(data[:20])  # header itself cut off

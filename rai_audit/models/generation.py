@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from rai_audit.models.batching import BatchPolicy, length_batches, pad_left, pad_right
-from rai_audit.models.kv import accepts
+from rai_audit.models.kv import accepts, cache_kw, output_cache
 from rai_audit.models.sampling import choose_tokens, stream_key, uniforms
 from rai_audit.requests import GenerationRequest, GenerationResult
 
@@ -57,7 +57,7 @@ class _CausalStepper:
     def start(self, prompts: Sequence[Sequence[int]], src: torch.Tensor) -> torch.Tensor:
         ids, mask, pos = pad_left(prompts, self.pad_id, self.device)
         res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self.keep_kw)
-        self.cache = res.past_key_values
+        self.cache = output_cache(res)
         self.cache.batch_select_indices(src)
         self.mask = mask[src]
         self.next_pos = mask.sum(-1)[src]
@@ -72,9 +72,9 @@ class _CausalStepper:
         ones = torch.ones((tokens.shape[0], 1), dtype=self.mask.dtype, device=self.device)
         self.mask = torch.cat([self.mask, ones], dim=1)
         res = self.model(input_ids=tokens.unsqueeze(1), attention_mask=self.mask,
-                         position_ids=self.next_pos.unsqueeze(1), past_key_values=self.cache,
+                         position_ids=self.next_pos.unsqueeze(1), **cache_kw(self.model, self.cache),
                          use_cache=True, **self.keep_kw)
-        self.cache = res.past_key_values
+        self.cache = output_cache(res)
         self.next_pos = self.next_pos + 1
         return res.logits[:, -1]
 
@@ -106,8 +106,8 @@ class _Seq2SeqStepper:
 
         res = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=self.hidden),
                          attention_mask=self.mask, decoder_input_ids=tokens.unsqueeze(1),
-                         past_key_values=self.cache, use_cache=True)
-        self.cache = res.past_key_values
+                         **cache_kw(self.model, self.cache), use_cache=True)
+        self.cache = output_cache(res)
         return res.logits[:, -1]
 
 

@@ -35,3 +35,17 @@ def accepts(model: torch.nn.Module, name: str) -> bool:
         return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def cache_kw(model: torch.nn.Module, cache) -> dict:
+    """The keyword that hands ``cache`` to ``model.forward``: ``cache`` in transformers >= 5.x's
+    models, ``past_key_values`` before. Passing the old name to a new model works but warns on
+    every forward pass, so the name is picked from the signature."""
+    return {"cache": cache} if accepts(model, "cache") else {"past_key_values": cache}
+
+
+def output_cache(output):
+    """The KV cache a forward pass returned (``output.cache``, or ``past_key_values`` before)."""
+    if "cache" in getattr(output, "keys", lambda: ())():
+        return output["cache"]
+    return output.past_key_values

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from rai_audit.models.batching import BatchPolicy, length_batches, pad_left, pad_right
 from rai_audit.models.encoding import LoglikTokens
-from rai_audit.models.kv import accepts, select_rows
+from rai_audit.models.kv import accepts, cache_kw, output_cache, select_rows
 
 Score = tuple[float, int, bool]
 
@@ -81,11 +81,11 @@ def _prefill(model, rows: Sequence[Sequence[int]], pad_id: int, device, kw: dict
         return model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw), mask
     head = torch.tensor([list(rows[0][:shared])], device=device)
     pre = model(input_ids=head, use_cache=True, logits_to_keep=1) if kw else model(input_ids=head, use_cache=True)
-    cache = pre.past_key_values
+    cache = output_cache(pre)
     cache.batch_repeat_interleave(len(rows))
     ids, rmask, rpos = pad_left([r[shared:] for r in rows], pad_id, device)
     mask = torch.cat([torch.ones((len(rows), shared), dtype=rmask.dtype, device=device), rmask], dim=1)
-    res = model(input_ids=ids, attention_mask=mask, position_ids=rpos + shared, past_key_values=cache,
+    res = model(input_ids=ids, attention_mask=mask, position_ids=rpos + shared, **cache_kw(model, cache),
                 use_cache=True, **kw)
     return res, mask
 
@@ -123,7 +123,7 @@ def score_causal(
         ctx_rows = [contexts[g] for g in batch]
         res, mask = _prefill(model, ctx_rows, pad_id, device, {"logits_to_keep": 1} if keep_kw else {})
         last = F.log_softmax(res.logits[:, -1].float(), dim=-1)  # [G, V]
-        cache = res.past_key_values
+        cache = output_cache(res)
         ctx_len = mask.sum(-1)  # real tokens per context
         width = mask.shape[1]
         # first continuation token of every member, from the context's last position
@@ -151,7 +151,7 @@ def score_causal(
             cpos = ctx_len[src].unsqueeze(1) + steps
             sub_cache = select_rows(cache, src)
             r = model(input_ids=cids, attention_mask=torch.cat([mask[src], cmask], dim=1),
-                      position_ids=cpos, past_key_values=sub_cache, use_cache=True)
+                      position_ids=cpos, **cache_kw(model, sub_cache), use_cache=True)
             total, greedy = _score_positions(r.logits, tids, cmask.bool())
             for (_, i), t, g in zip(rows, total.tolist(), greedy.tolist()):
                 lp0, g0 = partial[i]

@@ -265,11 +265,21 @@ def _count_parameters(weights: list[Path]) -> int | None:
             with open(p, "rb") as f:
                 (n,) = struct.unpack("<Q", f.read(8))
                 header = json.loads(f.read(n))
+            size = p.stat().st_size
         except (OSError, ValueError, struct.error) as e:
             raise ModelLoadError(
                 f"The weight file {str(p)!r} is not a valid safetensors file ({e}). It may be truncated: "
                 "re-save or re-download the model."
             ) from e
+        # The header names each tensor's byte range; a file shorter than the last range is cut off
+        # (an interrupted download or copy), found here before any run is created.
+        end = max((int(m["data_offsets"][1]) for k, m in header.items() if k != "__metadata__" and isinstance(m, dict)
+                   and "data_offsets" in m), default=0)
+        if size < 8 + n + end:
+            raise ModelLoadError(
+                f"The weight file {str(p)!r} is truncated: it has {size} bytes, its header describes "
+                f"{8 + n + end}. Re-save or re-download the model."
+            )
         for name, meta in header.items():
             if name == "__metadata__":
                 continue
