@@ -445,7 +445,7 @@ def run_finetune(
         log.event("interrupted", {"detail": "keyboard interrupt; resume with --resume"})
         raise
     except Exception as e:
-        log.event("failed", {"error": f"{type(e).__name__}: {e}"})
+        log.event("failed", {"message": f"{type(e).__name__}: {e}"})
         raise
     if loop.steps < cfg.steps:
         log.event("interrupted", {"steps": loop.steps, "of": cfg.steps, "detail": "stopped early; continue with --resume"})

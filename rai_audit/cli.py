@@ -55,8 +55,9 @@ def _root(
     _state["verbose"] = verbose
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "alembic", "absl", "jax", "orbax", "datasets"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "alembic", "absl", "jax", "orbax", "datasets",
+                  "weasyprint", "fontTools"):  # WeasyPrint logs a line per page at INFO; -v shows them
+        logging.getLogger(noisy).setLevel(level if verbose else max(level, logging.WARNING))
 
 
 def _open_store(url: str | None):

@@ -54,15 +54,25 @@ def _when(r: RunRecord) -> str:
     return r.created_at.strftime("%Y-%m-%d %H:%M")
 
 
+def run_errors(r: RunRecord, width: int = 120) -> str:
+    """What went wrong in a run, for a table cell: a failed run's message (probe runs record
+    ``message``, finetune runs ``error``), else the count of error records."""
+    detail = r.status_detail or {}
+    if r.status in ("failed", "interrupted"):
+        text = str(detail.get("message") or detail.get("error") or detail.get("detail") or "")
+        return text if len(text) <= width else text[: width - 3] + "..."
+    errs = detail.get("error_count")
+    return "" if errs in (None, 0) else f"{errs} item(s)"
+
+
 def runs_table(runs: Sequence[RunRecord]) -> Table:
     t = Table(title=f"{len(runs)} run(s)", title_justify="left")
     for col in ("run", "created (UTC)", "kind", "model", "probes", "status", "errors"):
         t.add_column(col, overflow="fold")
     for r in runs:
-        errs = r.status_detail.get("error_count") if r.status_detail else None
         t.add_row(
             r.run_id[:12], _when(r), r.kind, escape(r.model_reference or "-"), escape(",".join(r.probes)),
-            r.status, "" if errs in (None, 0) else str(errs),
+            r.status, escape(run_errors(r)),
         )
     return t
 
@@ -124,11 +134,53 @@ def metrics_tables(metrics: Sequence[MetricRow], scorer: dict | None = None) -> 
     return tables
 
 
+class PlainProgress:
+    """Progress for logs (cron, CI): one plain line per task at most every ``interval_s`` seconds
+    and when it finishes, with done/total, rate and ETA. A redrawn bar is invisible in a log file
+    until each probe ends; these lines show a job is alive and when it will finish."""
+
+    def __init__(self, write=None, interval_s: float = 15.0, clock=None):
+        import time
+
+        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._clock = clock or time.monotonic
+        self.interval_s = interval_s
+        self._tasks: list[dict] = []
+
+    def add_task(self, description: str, total: int, completed: int = 0) -> int:
+        now = self._clock()
+        self._tasks.append({"name": description, "total": total, "done": completed, "start_done": completed,
+                            "t0": now, "last": None})
+        return len(self._tasks) - 1
+
+    def advance(self, task: int, n: int = 1) -> None:
+        t = self._tasks[task]
+        t["done"] += n
+        now = self._clock()
+        finished = t["done"] >= t["total"]
+        if finished or t["last"] is None or now - t["last"] >= self.interval_s:
+            t["last"] = now
+            self._write(self.line(t, now))
+
+    @staticmethod
+    def line(t: dict, now: float) -> str:
+        elapsed = max(now - t["t0"], 1e-9)
+        rate = (t["done"] - t["start_done"]) / elapsed
+        left = t["total"] - t["done"]
+        eta = "done" if left <= 0 else (f"ETA {int(left / rate) // 60}:{int(left / rate) % 60:02d}" if rate > 0 else "ETA ?")
+        pct = 100.0 * t["done"] / t["total"] if t["total"] else 100.0
+        return f"progress  {t['name']}: {t['done']}/{t['total']} items ({pct:.0f}%), {rate:.2f} items/s, {eta}"
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[object | None]:
-    """A rich progress bar on stderr with counts and ETA, or None when disabled."""
+    """A rich progress bar on stderr with counts and ETA when stderr is a terminal; plain progress
+    lines (:class:`PlainProgress`) when it is not; None when disabled."""
     if not enabled:
         yield None
+        return
+    if not stderr.is_terminal:
+        yield PlainProgress()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

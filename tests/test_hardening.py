@@ -144,3 +144,46 @@ def test_internal_error_is_exit_70_with_one_line(tmp_path, monkeypatch):
     assert r.returncode == 70, r.stderr
     assert "internal error: KeyError" in r.stderr and "-v" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_plain_progress_lines_off_a_terminal_at_a_bounded_rate():
+    from rai_audit.display import PlainProgress
+
+    now = [0.0]
+    lines: list[str] = []
+    p = PlainProgress(write=lines.append, interval_s=10.0, clock=lambda: now[0])
+    task = p.add_task("bbq", total=100, completed=20)  # resumed: 20 already done
+    now[0] = 4.0
+    p.advance(task, 10)  # the first update always prints
+    now[0] = 8.0
+    p.advance(task, 10)  # 4 s later: within the interval, silent
+    now[0] = 20.0
+    p.advance(task, 20)  # 16 s after the last line: prints; 40 done in 20 s = 2.00/s, 20 left = 0:10
+    now[0] = 21.0
+    p.advance(task, 40)  # finished: always prints; 80 done in 21 s
+    assert lines == [
+        "progress  bbq: 30/100 items (30%), 2.50 items/s, ETA 0:28",
+        "progress  bbq: 60/100 items (60%), 2.00 items/s, ETA 0:20",
+        "progress  bbq: 100/100 items (100%), 3.81 items/s, done",
+    ]
+
+
+def test_probe_off_a_terminal_prints_progress_lines(tmp_path, shared_data):
+    r = subprocess.run([sys.executable, "-m", "rai_audit", "probe", "--model", str(tiny_model_dir("llama")), "--probe",
+                        "crows_pairs", "--limit", "6", "--bootstrap", "20", "--db", f"sqlite:///{tmp_path / 's.sqlite'}"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "progress  crows_pairs: 6/6 items (100%)" in r.stderr and "done" in r.stderr
+    assert "FutureWarning" not in r.stderr and "past_key_values" not in r.stderr
+
+
+def test_runs_shows_why_a_finetune_failed(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.sqlite'}"
+    with Store.open(db) as s:
+        rid = s.create_run(kind="finetune", run_key="k", model_id=None, model_reference="default", probes=[],
+                           config={}, provenance={}, scorer=None, datasets={}, seed=0)
+        s.add_event(rid, "failed", {"message": "ValueError: the mixture has no examples"})
+    r = subprocess.run([sys.executable, "-m", "rai_audit", "runs", "--db", db], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert "finetune" in r.stdout and "failed" in r.stdout and "the mixture has no examples" in r.stdout

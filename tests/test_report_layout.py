@@ -265,3 +265,9 @@ def test_verify_finds_the_store_the_report_names(made, tmp_path):
     assert not (tmp_path / "orig.sqlite").exists()  # verify never creates an empty store in its place
     moved = verify(html, None, db_url=str(db_file))
     assert moved.ok, moved.format_text()
+
+
+def test_control_characters_in_generated_text_are_shown_not_dropped():
+    from rai_audit.report.html import _clip
+
+    assert _clip("ok\x14then\x07\nnext\tcol") == "ok\\x14then\\x07\nnext\tcol"

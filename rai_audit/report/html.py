@@ -67,9 +67,15 @@ def _wbr_path(text: Any) -> Markup:
     return Markup(escaped)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
+
+
 def _clip(text: Any, limit: int = MAX_CHARS) -> str:
+    """Generated text for a report cell: at most ``limit`` characters, control characters shown as
+    ``\\xNN`` (a reader sees they are there; fonts have no glyph for them)."""
     s = "" if text is None else str(text)
-    return s if len(s) <= limit else s[:limit] + " […]"
+    s = s if len(s) <= limit else s[:limit] + " […]"
+    return s.translate(_CONTROL)
 
 
 def _flat(d: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
