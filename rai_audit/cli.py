@@ -494,7 +494,7 @@ def demo(
     d.check_embedded_model()
     import_run_finetune()  # fail before any work if the finetune extra is missing
     profile = d.PROFILES["quick" if quick else "default"]
-    out_dir = Path(out).resolve() / profile.name  # profiles never share a finetune checkpoint or store
+    out_dir = d.output_dir(out, profile)
     for note in d.prepare_environment(data_dir):
         typer.echo(f"note: {note}", err=True)
     scorer, scorer_options = d.demo_scorer()

@@ -46,6 +46,12 @@ GENERATION_PROBES = ("identity_toxicity", "realtoxicityprompts", "bold", "toxige
 SCORING_PROBES = ("winogender", "winobias", "bbq", "crows_pairs", "civil_comments", "toxigen_classify")
 
 
+def output_dir(out: str, profile: Profile) -> Path:
+    """Each profile writes to its own folder: the default and the quick demo never share a
+    finetune checkpoint (written with another config) or a store."""
+    return Path(out).resolve() / profile.name
+
+
 def check_embedded_model() -> Path:
     """The embedded model's GGUF, or a UserError saying exactly what to install."""
     from rai_audit.models.default_model import default_gguf_path

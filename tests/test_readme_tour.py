@@ -47,9 +47,9 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
                           env=env, cwd=cwd)
 
 
-def _dashboard(argv: list[str], env: dict[str, str], cwd: Path) -> None:
-    """Start the dashboard as printed, wait until it answers, stop it like Ctrl+C, and check the
-    port is free again."""
+def _dashboard(argv: list[str], env: dict[str, str], cwd: Path, stop: int = signal.SIGINT) -> None:
+    """Start the dashboard as printed, wait until it answers, stop it with ``stop`` (Ctrl+C by
+    default), and check the port is free again."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rai_audit", *argv, "--port", str(port)], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -64,7 +64,7 @@ def _dashboard(argv: list[str], env: dict[str, str], cwd: Path) -> None:
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.monotonic() < deadline, "dashboard did not answer within 120 s"
                 time.sleep(1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
