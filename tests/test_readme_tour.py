@@ -112,6 +112,7 @@ def test_the_readme_tour_runs_as_written(tmp_path, shared_data):
         shown = f"$ {line}\nexit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         assert r.returncode in ALLOWED.get(command, {0}), shown
         assert "Traceback" not in r.stderr and "internal error" not in r.stderr, shown
+        assert "FutureWarning" not in r.stderr and "INFO weasyprint" not in r.stderr, shown  # no noise at source
         outputs[" ".join(argv[:2])] = r.stdout
         if command == "probe":
             run_ids.append(re.search(r"^run\s+([0-9a-f]{32})", r.stdout, re.M).group(1))
