@@ -40,14 +40,16 @@ def ci_unavailable(n: int | None = None, clusters: int | None = None) -> str | N
     return None
 
 
-def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: int | None = None) -> str:
-    """A CI as text, never an interval from one item or cluster (:func:`ci_unavailable`)."""
+def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: int | None = None, *,
+           signed: bool = False, missing: str = "-") -> str:
+    """A CI as text, never an interval from one item or cluster (:func:`ci_unavailable`).
+    ``signed``: the CI of a change, as "[+0.0100, -0.2000]" (gate tables, reports)."""
     unavailable = ci_unavailable(n, clusters)
     if unavailable:
         return unavailable
-    if lo is None or hi is None:
-        return "-"
-    return f"[{fmt(lo)}, {fmt(hi)}]"
+    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)) or (isinstance(hi, float) and math.isnan(hi)):
+        return missing
+    return f"[{lo:+.4f}, {hi:+.4f}]" if signed else f"[{fmt(lo)}, {fmt(hi)}]"
 
 
 def _when(r: RunRecord) -> str:

@@ -68,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rai_audit.compare import Comparison, DiffRow
 from rai_audit.data_root import project_data_dir
+from rai_audit.display import fmt_ci
 from rai_audit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UserError
 from rai_audit.hashing import sha256_json
 
@@ -496,18 +497,6 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:+.4f}"
 
 
-def fmt_ci(lo: float | None, hi: float | None, n: int | None = None, clusters: int | None = None) -> str:
-    """A CI as text; never an interval from one item or cluster (that reads like certainty)."""
-    from rai_audit.display import ci_unavailable
-
-    unavailable = ci_unavailable(n, clusters)
-    if unavailable:
-        return unavailable
-    if lo is None or hi is None:
-        return "-"
-    return f"[{lo:+.4f}, {hi:+.4f}]"
-
-
 def verdict_line(result: GateResult) -> str:
     c = result.counts
     return (f"Gate verdict: {result.verdict.upper()} [{result.label}, sha256 {result.policy_sha256[:12]}]; "
@@ -532,7 +521,7 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
         b = "-" if r.value_b is None else f"{r.value_b:.4f}"
         mde = "-" if r.mde is None else f"{r.mde:.4f}"
         lines.append((r.verdict.upper(), r.probe, r.metric, r.subgroup or "overall", "-" if r.n is None else str(r.n), a, b,
-                      _fmt(r.value), fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters), mde, limit, r.rule))
+                      _fmt(r.value), fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters, signed=True), mde, limit, r.rule))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines) if shown else "(no rows to list)"
     notes = []

@@ -9,7 +9,8 @@ import pytest
 
 from rai_audit.compare import Comparison, DiffRow, ProbeComparison, compare_runs
 from rai_audit.errors import UserError
-from rai_audit.gate import Policy, Rule, evaluate_gate, evaluate_row, fmt_ci, format_table, load_policy
+from rai_audit.display import fmt_ci
+from rai_audit.gate import Policy, Rule, evaluate_gate, evaluate_row, format_table, load_policy
 from tests.test_compare import fake_loader, planted_store  # noqa: F401 - fixture
 
 
@@ -77,7 +78,7 @@ def test_minimum_support_is_insufficient_data_not_error():
 def test_ci_from_one_item_is_not_an_interval():
     assert fmt_ci(0.686, 0.686, n=1) == "n/a (n=1)"
     assert fmt_ci(0.1, 0.3, n=40, clusters=1) == "n/a (1 cluster)"
-    assert fmt_ci(0.1, 0.3, n=40, clusters=12) == "[+0.1000, +0.3000]"
+    assert fmt_ci(0.1, 0.3, n=40, clusters=12, signed=True) == "[+0.1000, +0.3000]"
 
 
 def test_relative_limit():

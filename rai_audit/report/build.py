@@ -109,15 +109,10 @@ def _missing(v: Any) -> bool:
 def ci_text(lo: Any, hi: Any, n: Any = None, clusters: Any = None) -> str:
     """A 95% CI as text: "[+0.0100, +0.2000]", "—" when absent, and "n/a (n=1)" when the row
     rests on fewer than two items or clusters (an interval from one unit reads like certainty)."""
-    from rai_audit.display import ci_unavailable
+    from rai_audit.display import fmt_ci
 
     count = lambda v: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None  # noqa: E731
-    unavailable = ci_unavailable(count(n), count(clusters))
-    if unavailable:
-        return unavailable
-    if _missing(lo) or _missing(hi):
-        return "—"
-    return f"[{lo:+.4f}, {hi:+.4f}]"
+    return fmt_ci(None if _missing(lo) else lo, None if _missing(hi) else hi, count(n), count(clusters), signed=True, missing="—")
 
 
 def row_ci_text(row: Mapping[str, Any]) -> str:
