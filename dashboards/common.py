@@ -1,5 +1,6 @@
-"""Streamlit pieces every page shares: the store banner, the empty-store state, run pickers, and
-getting a comparison (saved, or computed on demand) with its gate verdicts."""
+"""Streamlit pieces every page shares: the store banner, the empty-store state, run pickers,
+getting a comparison (the audit's own by default, another saved one on request, or one computed
+on demand) and its gate verdict (the audit's own policy by default, another as a labelled what-if)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def pick_pair_or_stop(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRe
     """Two run pickers (A = before, B = after) defaulting to the latest base/tuned pair; shows
     why and stops the page when the picked runs cannot be compared."""
     url = q.store_url()
+    runs = [r for r in runs if v.is_probe_run(r)]  # finetune runs have no probe results to compare
     by_id = {r.run_id: r for r in runs}
     ids = [r.run_id for r in runs]
     pair = v.default_pair(runs, q.list_comparisons(url))
@@ -52,7 +54,7 @@ def pick_pair_or_stop(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRe
                        f"Items recorded so far: {q.progress(url, r.run_id)}.")
             st.stop()
         if r.status == "failed":
-            st.error(f"Run {side} ({v.short(r.run_id)}) failed: {v.md_escape(r.status_detail.get('message', 'no message recorded'))}. "
+            st.error(f"Run {side} ({v.short(r.run_id)}) failed: {v.md_escape(v.failure_message(r) or 'no message recorded')}. "
                      "Pick another run.")
             st.stop()
         if r.status == "interrupted":
@@ -64,13 +66,30 @@ def pick_pair_or_stop(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRe
     return ra, rb
 
 
-def comparison_or_stop(ra: RunRecord, rb: RunRecord) -> dict[str, Any]:
-    """The saved comparison of (A, B), else one computed now (200 bootstrap resamples); shows a
-    message and stops the page when the runs cannot be compared."""
+def comparison_or_stop(ra: RunRecord, rb: RunRecord, key: str = "compare") -> dict[str, Any]:
+    """The comparison of (A, B) the page shows: the audit's own (the newest saved one whose
+    result records the audit's policy), else the newest saved one; where several are saved, a
+    picker lists them with their settings. With none saved, one computed now (200 bootstrap
+    resamples). Shows a message and stops the page when the runs cannot be compared."""
     url = q.store_url()
-    cid = q.saved_comparison_id(url, ra.run_id, rb.run_id)
-    if cid is not None:
-        return q.comparison_dict(url, cid)
+    saved = q.pair_comparisons(url, ra.run_id, rb.run_id)
+    if saved:
+        default = v.audit_comparison(saved)
+        by_id = {c["comparison_id"]: c for c in saved}
+        ids = list(by_id)
+        if len(ids) > 1:
+            cid = st.selectbox(
+                f"Comparison ({len(ids)} saved for these runs)", ids, index=ids.index(default["comparison_id"]),
+                format_func=lambda i: v.comparison_label(by_id[i]), key=f"{key}_comparison",
+                help="Selected by default: the audit's own comparison (made under its gate policy, as in its "
+                     "report). Others were made separately, e.g. by `rai-audit compare` with other settings.",
+            )
+        else:
+            cid = ids[0]
+            st.caption(v.md_escape(f"Comparison: {v.comparison_label(by_id[cid])}"))
+        comp = q.comparison_dict(url, cid)
+        if comp is not None:
+            return comp
     try:
         with st.spinner("No saved comparison of these runs: computing one (paired bootstrap, 200 resamples)..."):
             comp = q.computed_comparison(url, ra.run_id, rb.run_id)
@@ -81,22 +100,59 @@ def comparison_or_stop(ra: RunRecord, rb: RunRecord) -> dict[str, Any]:
     return comp
 
 
-def gate_for(comp: dict[str, Any], policy: str = "default") -> dict[str, Any]:
-    """Gate verdicts of a comparison under a bundled policy (``rai_audit.gate``)."""
-    return _gate(comp["comparison_id"], comp["run_a"], comp["run_b"], comp.get("created_at"), policy, comp)
+AUDIT_POLICY = "(audit)"  # the policy picker's option for the comparison's own policy
+
+
+def policy_or_audit(comp: dict[str, Any], key: str, container: Any = None) -> str | None:
+    """The gate policy picker: the audit's own policy (default), or a bundled policy as an explicit
+    what-if. Returns None for the audit's own policy, else the bundled policy's name."""
+    stored = comp.get("policy") if isinstance(comp.get("policy"), dict) else None
+    own = stored.get("name") if stored else None
+    options = [AUDIT_POLICY] + [p for p in v.bundled_policies() if p != (own or "default")]
+
+    def label(o: str) -> str:
+        if o == AUDIT_POLICY:
+            return f"audit policy: {v.policy_text(stored)}" if stored else "default policy (no audit policy recorded)"
+        return f"what-if: {o} policy" if stored else f"{o} policy"
+
+    choice = (container or st).selectbox(
+        "Gate verdict under", options, index=0, format_func=label, key=key,
+        help="By default the verdict under the policy the audit ran with (stored with its comparison), as "
+             "in its report. Another policy gives a what-if verdict, labelled as such.",
+    )
+    return None if choice == AUDIT_POLICY else choice
+
+
+def gate_for(comp: dict[str, Any], policy: str | None = None) -> dict[str, Any]:
+    """The gate result (dict) of a comparison: under the audit's own policy when ``policy`` is
+    None, else a what-if under the bundled policy ``policy`` (:func:`dashboards.views.gate_verdicts`)."""
+    try:
+        return _gate(comp["comparison_id"], comp["run_a"], comp["run_b"], comp.get("created_at"), policy or AUDIT_POLICY, comp)
+    except UserError as e:  # e.g. a policy file that no longer loads: say so, no traceback
+        st.error(f"No gate verdict: {v.md_escape(e)}")
+        st.stop()
 
 
 @st.cache_data(ttl=q.DATA_TTL, show_spinner=False, max_entries=16)
 def _gate(cid: str, run_a: str, run_b: str, created: Any, policy: str, _comp: dict[str, Any]) -> dict[str, Any]:
     # keyed by the comparison's identity, not by hashing the whole (large) dict on every rerun
-    from rai_audit.gate import evaluate_gate, load_policy
+    return v.gate_verdicts(_comp, None if policy == AUDIT_POLICY else policy)
 
-    return evaluate_gate(load_policy(policy), _comp).to_dict()
+
+def show_gate(gate: dict[str, Any]) -> None:
+    """The verdict as a coloured heading naming its policy (pass green, fail red, inconclusive
+    amber), and a note when it is a what-if."""
+    st.subheader(v.gate_title_md(gate))
+    if gate.get("what_if"):
+        st.caption("What-if: this verdict uses another policy than the one the audit ran with; the audit's report "
+                   "states the verdict under its own policy.")
 
 
 def chart(ch: Any, container: Any = None) -> None:
     """Draw an Altair chart without Altair's JSON-schema validation on every rerun (the specs are
-    fixed by :mod:`dashboards.views` and checked by the tests; validation costs ~0.1 s a chart)."""
+    fixed by :mod:`dashboards.views` and checked by the tests; validation costs ~0.1 s a chart), at
+    its container's width (Vega-Lite autosize "fit": single and layered charts only; a faceted
+    chart keeps its natural width and can spill into a neighbouring column)."""
     (container or st).vega_lite_chart(spec=ch.to_dict(validate=False), width="stretch")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboards.views import audit_comparison, comparison_summary
 from rai_audit.store import MetricRow, RunRecord, Store
 
 LIST_TTL = 5  # seconds: run lists and statuses (a job may be writing)
@@ -91,9 +92,11 @@ def progress(url: str | None, run_id: str) -> dict[str, int]:
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def list_comparisons(url: str | None) -> list[dict[str, Any]]:
-    """Saved comparisons, newest first: id, run ids and time (results left out: they are big)."""
+    """Saved comparisons, newest first: id, run ids, time, settings and the audit policy each was
+    made under (None for an ad-hoc ``rai-audit compare``); results left out (they are big). See
+    :func:`dashboards.views.comparison_summary`."""
     return [
-        {"comparison_id": c.comparison_id, "run_a": c.run_a, "run_b": c.run_b, "created_at": c.created_at}
+        comparison_summary(c.comparison_id, c.run_a, c.run_b, c.created_at, c.config, c.result)
         for c in get_store(url).list_comparisons()
     ]
 
@@ -109,12 +112,16 @@ def comparison_dict(url: str | None, comparison_id: str) -> dict[str, Any] | Non
     return None
 
 
+def pair_comparisons(url: str | None, run_a: str, run_b: str) -> list[dict[str, Any]]:
+    """The saved comparisons of exactly (A, B) that the pages can read, newest first."""
+    return [c for c in list_comparisons(url) if c["run_a"] == run_a and c["run_b"] == run_b and c.get("valid", True)]
+
+
 def saved_comparison_id(url: str | None, run_a: str, run_b: str) -> str | None:
-    """The newest saved comparison of exactly (A, B), or None."""
-    for c in list_comparisons(url):
-        if c["run_a"] == run_a and c["run_b"] == run_b and comparison_dict(url, c["comparison_id"]) is not None:
-            return c["comparison_id"]
-    return None
+    """The audit's own comparison of exactly (A, B) (the newest whose result records the audit's
+    policy), else the newest saved one, else None."""
+    chosen = audit_comparison(pair_comparisons(url, run_a, run_b))
+    return None if chosen is None else chosen["comparison_id"]
 
 
 @st.cache_data(ttl=DATA_TTL, show_spinner=False, max_entries=8)

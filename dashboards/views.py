@@ -58,6 +58,23 @@ def error_count(run: RunRecord, metric_rows: Sequence[MetricRow] | None = None) 
     return None
 
 
+def is_probe_run(run: RunRecord) -> bool:
+    """A run with probe results (kind "probe"), as opposed to a finetune (training) run."""
+    return (getattr(run, "kind", None) or "probe") == "probe"
+
+
+def failure_message(run: RunRecord) -> str:
+    """Why a failed or interrupted run stopped, as its last event recorded it: probe runs write
+    ``{"message": ...}`` (rai_audit.runner), finetune runs ``{"error": "<Type>: <message>"}``
+    (finetune/run.py), interrupted finetune runs ``{"detail": ...}``; "" when none is recorded."""
+    detail = run.status_detail or {}
+    for key in ("message", "error", "detail"):
+        text = detail.get(key)
+        if text:
+            return str(text)
+    return ""
+
+
 def status_text(run: RunRecord, errors: int | None = None) -> str:
     text = STATUS_TEXT.get(run.status, run.status)
     if run.status == "completed_with_errors" and errors:
@@ -79,22 +96,31 @@ def run_label(run: RunRecord) -> str:
     return " ".join(bits)
 
 
+def errors_cell(run: RunRecord, errors: int | None) -> str:
+    """The Runs table's errors column (text): why a failed run failed (its recorded message), else
+    the number of error records ("" while unknown, e.g. still running)."""
+    if run.status == "failed":
+        return failure_message(run) or "failed (no message recorded)"
+    return "" if errors is None else str(int(errors))
+
+
 def runs_frame(runs: Sequence[RunRecord], errors: Mapping[str, int | None]) -> pd.DataFrame:
     rows = []
     for r in runs:
         rows.append({
             "run": short(r.run_id),
+            "kind": r.kind or "probe",
             "model": r.model_reference or r.model_id or "",
             "role": r.role or "",
             "audit": audit_name(r),
             "probes": ", ".join(r.probes),
             "status": status_text(r, errors.get(r.run_id)),
-            "errors": errors.get(r.run_id),
+            "errors": errors_cell(r, errors.get(r.run_id)),
             "started": r.created_at,
             "finished": r.finished_at,
             "run_id": r.run_id,
         })
-    cols = ["run", "model", "role", "audit", "probes", "status", "errors", "started", "finished", "run_id"]
+    cols = ["run", "kind", "model", "role", "audit", "probes", "status", "errors", "started", "finished", "run_id"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -119,8 +145,9 @@ def filter_runs(runs: Sequence[RunRecord], models: Iterable[str] = (), probes: I
 
 def default_pair(runs: Sequence[RunRecord], comparisons: Sequence[Mapping[str, Any]] = ()) -> tuple[str, str] | None:
     """The latest base/tuned pair of one audit (both complete); else the newest saved comparison's
-    runs; else the two newest complete runs; None when fewer than two complete runs exist."""
-    done = [r for r in runs if r.status in COMPLETE]
+    runs; else the two newest complete runs; None when fewer than two complete runs exist. Only
+    probe runs count (a finetune run has no probe results to compare)."""
+    done = [r for r in runs if r.status in COMPLETE and is_probe_run(r)]
     by_audit: dict[str, dict[str, RunRecord]] = {}
     for r in done:  # newest first, so the first of each role wins
         if r.audit_id and r.role in ("base", "tuned"):
@@ -142,7 +169,222 @@ def default_pair(runs: Sequence[RunRecord], comparisons: Sequence[Mapping[str, A
     return None
 
 
+# ------------------------------------------------------------------------------ comparisons and verdicts
+
+
+def comparison_summary(comparison_id: str, run_a: str, run_b: str, created_at: Any, settings: Mapping[str, Any] | None,
+                       result: Any) -> dict[str, Any]:
+    """What the pickers need of a stored comparison (its result left out: it is big): ids, time,
+    settings, the audit policy it was made under (name and sha256; None for an ad-hoc
+    ``rai-audit compare``), and whether the result is in the shape the pages read."""
+    result = result if isinstance(result, Mapping) else {}
+    settings = dict(settings or result.get("settings") or {})
+    policy = next((p for p in (result.get("policy"), settings.get("policy")) if isinstance(p, Mapping)), None)
+    return {
+        "comparison_id": comparison_id, "run_a": run_a, "run_b": run_b, "created_at": created_at,
+        "settings": {k: v for k, v in settings.items() if k != "policy"},
+        "policy": {"name": str(policy.get("name") or "?"), "sha256": str(policy.get("sha256") or "")} if policy else None,
+        "valid": "probes" in result and "run_a" in result,
+    }
+
+
+def audit_comparison(comparisons: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The audit's own comparison among those of one pair (newest first): the newest whose
+    result records a policy; else the newest (an ad-hoc comparison); None when there is none."""
+    if not comparisons:
+        return None
+    return next((c for c in comparisons if c.get("policy")), comparisons[0])
+
+
+def policy_text(policy: Mapping[str, Any] | None) -> str:
+    """ "demo (sha256 abcd1234)", or "none" for an ad-hoc comparison."""
+    if not policy:
+        return "none"
+    sha = str(policy.get("sha256") or "")
+    return f"{policy.get('name') or '?'}" + (f" (sha256 {sha[:8]})" if sha else "")
+
+
+def comparison_label(c: Mapping[str, Any]) -> str:
+    """How a comparison is named in the picker: whose it is, its settings, policy and time."""
+    cfg = c.get("settings") or {}
+    who = "audit's comparison" if c.get("policy") else "ad-hoc comparison"
+    bits = [who, f"policy {policy_text(c.get('policy'))}", f"n_boot {cfg.get('n_boot', '?')}", f"seed {cfg.get('seed', '?')}",
+            f"correction {cfg.get('correction', '?')}"]
+    created = c.get("created_at")
+    bits.append(when(created) if isinstance(created, datetime) else str(created or "-"))
+    bits.append(f"id {str(c['comparison_id'])[:8]}")
+    return " · ".join(bits)
+
+
+VERDICTS = ("fail", "error", "inconclusive", "insufficient", "pass")
+VERDICT_COLOR = {  # Streamlit's named Markdown colours (":green[PASS]")
+    "pass": "green", "fail": "red", "error": "red", "inconclusive": "orange", "insufficient": "gray", "skipped": "gray",
+}
+VERDICT_CELL = {  # table cells: background and text colour
+    "pass": "background-color: #d7f0dd; color: #14532d",
+    "fail": "background-color: #fbd5d5; color: #7f1d1d",
+    "error": "background-color: #fbd5d5; color: #7f1d1d",
+    "inconclusive": "background-color: #fde8c4; color: #7c4a03",
+    "insufficient": "background-color: #ececec; color: #4b4b4b",
+    "skipped": "background-color: #ececec; color: #4b4b4b",
+}
+
+
+def verdict_color(verdict: Any) -> str:
+    """pass green, fail and error red, inconclusive amber (orange), insufficient grey."""
+    return VERDICT_COLOR.get(str(verdict).lower(), "gray")
+
+
+def verdict_cell_style(verdict: Any) -> str:
+    return VERDICT_CELL.get(str(verdict).lower(), "")
+
+
+def style_verdicts(frame: pd.DataFrame, digits: int = 4) -> Any:
+    """A table with its verdict cells ("gate"/"verdict" columns) coloured by verdict, numbers to
+    ``digits`` decimals (a pandas Styler; the values themselves are unchanged)."""
+    cols = [c for c in ("gate", "verdict") if c in frame.columns]
+    if frame.empty or not cols:
+        return frame
+    return frame.style.map(verdict_cell_style, subset=cols).format(precision=digits, na_rep="")
+
+
+def row_verdict(verdicts: Iterable[str]) -> str:
+    """One verdict for a table row judged by several rules: the worst (fail, error, inconclusive,
+    insufficient, then pass; "skipped" from older gates counts as insufficient); "-" if none."""
+    got = {"insufficient" if v == "skipped" else v for v in verdicts}
+    return next((v for v in VERDICTS if v in got), "-")
+
+
+def gate_summary(gate: Mapping[str, Any], comp: Mapping[str, Any], policy: str | None = None) -> dict[str, Any]:
+    """A gate result dict with the verdict interface's keys filled in where the gate code that
+    made it predates them: policy_name, policy_sha256, what_if, label and counts."""
+    d = dict(gate)
+    stored = comp.get("policy") if isinstance(comp.get("policy"), Mapping) else None
+    if not d.get("policy_name"):
+        d["policy_name"] = policy if policy is not None else (stored or {}).get("name") or "default"
+    if not d.get("policy_sha256") and policy is None and stored:
+        d["policy_sha256"] = stored.get("sha256") or ""
+    d.setdefault("what_if", policy is not None and stored is not None)
+    if stored is None:  # an ad-hoc comparison: whatever policy judges it, none is the audit's
+        d["what_if"] = False
+        if "no audit policy" not in str(d.get("label") or ""):
+            d["label"] = f"{d['policy_name']} policy (no audit policy recorded)"
+    elif not d.get("label"):
+        d["label"] = f"what-if: {d['policy_name']} policy" if d["what_if"] else f"audit policy: {d['policy_name']}"
+    if not d.get("counts"):
+        counts = {v: 0 for v in VERDICTS}
+        for r in d.get("rows", []):
+            v = "insufficient" if r.get("verdict") == "skipped" else r.get("verdict")
+            if v in counts:
+                counts[v] += 1
+        d["counts"] = counts
+    return d
+
+
+def gate_title(gate: Mapping[str, Any]) -> str:
+    """ "Gate: PASS — audit policy: demo (sha256 abcd1234)" (plain text)."""
+    sha = str(gate.get("policy_sha256") or "")
+    label = str(gate.get("label") or "")
+    return f"Gate: {str(gate['verdict']).upper()} — {label}" + (f" (sha256 {sha[:8]})" if sha else "")
+
+
+def gate_title_md(gate: Mapping[str, Any]) -> str:
+    """:func:`gate_title` as Markdown: the verdict in its colour, the rest escaped (the policy
+    name comes from the store)."""
+    verdict = str(gate["verdict"]).upper()
+    rest = gate_title(gate)[len(f"Gate: {verdict}"):]
+    return f"Gate: :{verdict_color(gate['verdict'])}[{md_escape(verdict)}]{md_escape(rest)}"
+
+
+def counts_text(gate: Mapping[str, Any]) -> str:
+    c = gate.get("counts") or {}
+    return ", ".join(f"{c.get(v, 0)} {v}" for v in ("pass", "fail", "inconclusive", "insufficient", "error"))
+
+
+def gate_verdicts(comp: Mapping[str, Any], policy: str | None = None) -> dict[str, Any]:
+    """The gate result (dict) of a comparison: under the audit's own policy when ``policy`` is
+    None, else under the bundled or file policy ``policy`` (a what-if). Uses
+    :func:`rai_audit.gate.gate_for_comparison` where it exists; otherwise the policy stored with
+    the comparison, else its stored verdict, else the bundled default policy."""
+    from rai_audit import gate as g
+
+    fn = getattr(g, "gate_for_comparison", None)
+    if fn is not None:
+        return gate_summary(fn(comp, policy).to_dict(), comp, policy)
+    stored = comp.get("policy") if isinstance(comp.get("policy"), Mapping) else None
+    if policy is None and stored and isinstance(stored.get("content"), Mapping):
+        d = g.evaluate_gate(g.load_policy(stored["content"]), comp).to_dict()
+    elif policy is None and stored and isinstance(comp.get("gate"), Mapping) and comp["gate"].get("verdict"):
+        d = dict(comp["gate"])
+    else:
+        d = g.evaluate_gate(g.load_policy(policy or "default"), comp).to_dict()
+        if policy is None:
+            d["policy_name"] = "default"
+    return gate_summary(d, comp, policy)
+
+
+def bundled_policies() -> list[str]:
+    """Names of the policies bundled under data/policies/."""
+    from rai_audit import gate as g
+
+    fn = getattr(g, "bundled_policy_names", None)
+    if fn is not None:
+        return list(fn())
+    return sorted(p.stem for p in g.bundled_policy_path("default").parent.glob("*.yaml"))
+
+
 # ------------------------------------------------------------------------------ compare
+
+
+def _too_few(n: Any, clusters: Any = None) -> str | None:
+    """ "n/a (n=1)" / "n/a (1 cluster)" where a CI would rest on fewer than two items or
+    clusters, else None (as :func:`rai_audit.display.ci_unavailable`)."""
+    def count(k: Any) -> int | None:
+        return None if k is None or (isinstance(k, float) and math.isnan(k)) else int(k)
+
+    n, clusters = count(n), count(clusters)
+    if n is not None and n < 2:
+        return f"n/a (n={n})"
+    if clusters is not None and clusters < 2:
+        return f"n/a ({clusters} cluster)"
+    return None
+
+
+def ci_shown(lo: Any, hi: Any, n: Any, clusters: Any = None) -> tuple[float | None, float | None]:
+    """A 95% CI as tables and charts show it: none from fewer than two items or clusters (an
+    "interval" from one item, e.g. [0.686, 0.686], reads like certainty)."""
+    if _too_few(n, clusters) is not None:
+        return None, None
+    return _f(lo), _f(hi)
+
+
+def ci_text(lo: Any, hi: Any, n: Any, clusters: Any = None) -> str:
+    """The CI of a change as text, as the CLI and reports print it: "[+0.0100, +0.2000]"; "n/a (n=1)"
+    from fewer than two items or clusters; "-" when undefined."""
+    few = _too_few(n, clusters)
+    if few is not None:
+        return few
+    lo, hi = _f(lo), _f(hi)
+    if lo is None or hi is None:
+        return "-"
+    return f"[{lo:+.4f}, {hi:+.4f}]"  # rai_audit.display.fmt_ci(..., signed=True) prints the same
+
+
+def is_zero_change(diff: Any, digits: int = 4) -> bool:
+    """A change that shows as zero at the shown precision: neutral (no arrow, no colour)."""
+    f = _f(diff)
+    return f is not None and round(f, digits) == 0
+
+
+def delta_args(diff: Any, better: str, digits: int = 4) -> dict[str, Any]:
+    """``st.metric`` delta arguments for a change B - A: coloured by whether it is better or worse
+    for the metric; a zero change is neutral (grey, no arrow); undefined: no delta."""
+    f = _f(diff)
+    if f is None:
+        return {"delta": None}
+    if is_zero_change(f, digits):
+        return {"delta": f"{0:.{digits}f}", "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": f"{f:+.{digits}f}", "delta_color": {"lower": "inverse", "higher": "normal"}.get(better, "off")}
 
 
 def _f(v: Any) -> float | None:
@@ -175,30 +417,36 @@ def side_by_side(comp: Mapping[str, Any], probe: str, metrics_a: Sequence[Metric
     for g in gate_rows:
         if g["probe"] == probe:
             verdicts.setdefault((g["metric"], g["subgroup"]), []).append(g["verdict"])
+    headline = (pc or {}).get("headline") or ""
     out = []
     for row in (pc or {}).get("rows", []):
         if row["subgroup"] != "":
             continue
         a, b = ma.get(row["metric"]), mb.get(row["metric"])
-        v = verdicts.get((row["metric"], ""), [])
+        a_lo, a_hi = ci_shown(a.ci_low, a.ci_high, a.n) if a else (None, None)
+        b_lo, b_hi = ci_shown(b.ci_low, b.ci_high, b.n) if b else (None, None)
+        d_lo, d_hi = ci_shown(row["ci_low"], row["ci_high"], row["n"], row.get("clusters"))
         out.append({
             "metric": row["metric"],
             "source": row["source"],
+            "headline": bool(headline) and row["metric"] == headline and row["source"] == "metric",
             "n": row["n"],
             "A": _f(row["value_a"]),
-            "A CI low": _f(a.ci_low) if a else None,
-            "A CI high": _f(a.ci_high) if a else None,
+            "A CI low": a_lo,
+            "A CI high": a_hi,
             "B": _f(row["value_b"]),
-            "B CI low": _f(b.ci_low) if b else None,
-            "B CI high": _f(b.ci_high) if b else None,
+            "B CI low": b_lo,
+            "B CI high": b_hi,
             "diff (B-A)": _f(row["diff"]),
-            "diff CI low": _f(row["ci_low"]),
-            "diff CI high": _f(row["ci_high"]),
+            "diff CI low": d_lo,
+            "diff CI high": d_hi,
+            "diff CI": ci_text(row["ci_low"], row["ci_high"], row["n"], row.get("clusters")),
+            "MDE": _f(row.get("mde")),
             "p": _f(row["p_value"]),
             "p adjusted": _f(row["p_adjusted"]),
             "significant": bool(row["significant"]),
             "better": row.get("better", "none"),
-            "gate": ("fail" if "fail" in v else "error" if "error" in v else "pass" if "pass" in v else "-") if row["source"] == "metric" else "-",
+            "gate": row_verdict(verdicts.get((row["metric"], ""), [])) if row["source"] == "metric" else "-",
             "method": row["method"],
         })
     return pd.DataFrame(out)
@@ -210,29 +458,40 @@ def bar_frame(side: pd.DataFrame) -> pd.DataFrame:
     for _, r in side[side["source"] == "metric"].iterrows() if len(side) else []:
         for model in ("A", "B"):
             rows.append({"metric": r["metric"], "model": model, "value": r[model],
-                         "ci_low": r[f"{model} CI low"], "ci_high": r[f"{model} CI high"]})
+                         "ci_low": r[f"{model} CI low"], "ci_high": r[f"{model} CI high"]})  # side_by_side blanked CIs of n < 2
     return pd.DataFrame(rows, columns=["metric", "model", "value", "ci_low", "ci_high"])
 
 
-def bar_chart(frame: pd.DataFrame) -> alt.Chart:
+BARS_PER_ROW = 4  # metric bar charts per row on the Compare page (like the metric cards above them)
+MODEL_COLORS = alt.Scale(domain=["A", "B"], range=["#4c78a8", "#f58518"])  # A blue, B orange
+
+
+def bar_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """One metric's A and B with 95% CIs (``frame``: that metric's rows of :func:`bar_frame`).
+    The page draws one such chart per metric, each in its own column at the column's width
+    (Vega-Lite autosize "fit"), so no chart can grow past its column into a neighbour, as one
+    faceted chart of every metric (natural width = metrics x panel width) did."""
     base = alt.Chart(frame)
     bars = base.mark_bar().encode(
-        x=alt.X("model:N", title=None), y=alt.Y("value:Q"), color=alt.Color("model:N"),
+        x=alt.X("model:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~g")),
+        color=alt.Color("model:N", scale=MODEL_COLORS, legend=None),
         tooltip=["metric", "model", "value", "ci_low", "ci_high"],
     )
-    err = base.mark_errorbar().encode(x="model:N", y=alt.Y("ci_low:Q", title="value"), y2="ci_high:Q")
-    return alt.layer(bars, err, data=frame).facet(column=alt.Column("metric:N", title=None)).resolve_scale(y="independent")
+    err = base.mark_errorbar().encode(x="model:N", y=alt.Y("ci_low:Q", title=None), y2="ci_high:Q")
+    return alt.layer(bars, err, data=frame).properties(height=160)
 
 
 def forest_frame(comp: Mapping[str, Any], probe: str, metric: str, source: str = "metric") -> pd.DataFrame:
     """Subgroup deltas (B - A) of one metric with CIs, overall first."""
     pc = next((p for p in comp["probes"] if p["probe"] == probe), {"rows": []})
     rows = [
-        {"subgroup": r["subgroup"] or "overall", "n": r["n"], "diff": _f(r["diff"]), "ci_low": _f(r["ci_low"]),
-         "ci_high": _f(r["ci_high"]), "p adjusted": _f(r["p_adjusted"]), "significant": bool(r["significant"])}
+        {"subgroup": r["subgroup"] or "overall", "n": r["n"], "diff": _f(r["diff"]),
+         **dict(zip(("ci_low", "ci_high"), ci_shown(r["ci_low"], r["ci_high"], r["n"], r.get("clusters")))),
+         "CI": ci_text(r["ci_low"], r["ci_high"], r["n"], r.get("clusters")), "p adjusted": _f(r["p_adjusted"]),
+         "significant": bool(r["significant"])}
         for r in pc["rows"] if r["metric"] == metric and r["source"] == source
     ]
-    return pd.DataFrame(rows, columns=["subgroup", "n", "diff", "ci_low", "ci_high", "p adjusted", "significant"])
+    return pd.DataFrame(rows, columns=["subgroup", "n", "diff", "ci_low", "ci_high", "CI", "p adjusted", "significant"])
 
 
 def forest_plot(frame: pd.DataFrame) -> alt.LayerChart:
@@ -241,11 +500,11 @@ def forest_plot(frame: pd.DataFrame) -> alt.LayerChart:
     points = alt.Chart(frame).mark_point(filled=True, size=60).encode(
         x=alt.X("diff:Q", title="difference B - A (95% CI)"), y=y,
         color=alt.Color("significant:N", scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"])),
-        tooltip=["subgroup", "n", "diff", "ci_low", "ci_high", "p adjusted"],
+        tooltip=["subgroup", "n", "diff", "CI", "p adjusted"],
     )
     ci = alt.Chart(frame).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y=y)
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
-    return alt.layer(ci, points, zero)
+    return alt.layer(ci, points, zero).properties(height=alt.Step(24))  # a readable row per subgroup
 
 
 def heatmap_frame(comp: Mapping[str, Any], probe: str, source: str = "metric") -> pd.DataFrame:
@@ -256,11 +515,12 @@ def heatmap_frame(comp: Mapping[str, Any], probe: str, source: str = "metric") -
         if r["source"] != source or r["subgroup"] == "":
             continue
         field, _, value = r["subgroup"].partition("=")
+        lo, hi = ci_shown(r["ci_low"], r["ci_high"], r["n"], r.get("clusters"))
         rows.append({"subgroup": r["subgroup"], "field": field if value else "", "value": value or field,
-                     "metric": r["metric"], "diff": _f(r["diff"]), "n": r["n"], "ci_low": _f(r["ci_low"]),
-                     "ci_high": _f(r["ci_high"]), "p": _f(r["p_value"]), "p adjusted": _f(r["p_adjusted"]),
-                     "significant": bool(r["significant"])})
-    return pd.DataFrame(rows, columns=["subgroup", "field", "value", "metric", "diff", "n", "ci_low", "ci_high", "p",
+                     "metric": r["metric"], "diff": _f(r["diff"]), "n": r["n"], "ci_low": lo, "ci_high": hi,
+                     "CI": ci_text(r["ci_low"], r["ci_high"], r["n"], r.get("clusters")), "p": _f(r["p_value"]),
+                     "p adjusted": _f(r["p_adjusted"]), "significant": bool(r["significant"])})
+    return pd.DataFrame(rows, columns=["subgroup", "field", "value", "metric", "diff", "n", "ci_low", "ci_high", "CI", "p",
                                        "p adjusted", "significant"])
 
 
@@ -270,7 +530,7 @@ def heatmap(frame: pd.DataFrame, sort_by: str = "subgroup") -> alt.LayerChart:
     base = alt.Chart(frame).encode(x=alt.X("metric:N", title=None), y=alt.Y("subgroup:N", sort=order, title=None))
     cells = base.mark_rect().encode(
         color=alt.Color("diff:Q", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-lim, lim]), title="B - A"),
-        tooltip=["subgroup", "metric", "diff", "n", "ci_low", "ci_high", "p adjusted", "significant"],
+        tooltip=["subgroup", "metric", "diff", "n", "CI", "p adjusted", "significant"],
     )
     text = base.mark_text(fontSize=11).encode(text=alt.Text("label:N")).transform_calculate(
         label="format(datum.diff, '+.3f') + ' (n=' + datum.n + ')' + (datum.significant ? ' *' : '')"
@@ -353,8 +613,9 @@ def trend_frame(runs: Sequence[RunRecord], metric_rows: Mapping[str, Sequence[Me
             continue
         for m in metric_rows.get(r.run_id, []):
             if m.probe == probe and m.subgroup == "" and m.name != "items_errored":
+                lo, hi = ci_shown(m.ci_low, m.ci_high, m.n)
                 rows.append({"time": r.created_at, "run": short(r.run_id), "role": r.role or "", "model": r.model_reference or "",
-                             "metric": m.name, "value": _f(m.value), "ci_low": _f(m.ci_low), "ci_high": _f(m.ci_high), "n": m.n})
+                             "metric": m.name, "value": _f(m.value), "ci_low": lo, "ci_high": hi, "n": m.n})
     frame = pd.DataFrame(rows, columns=["time", "run", "role", "model", "metric", "value", "ci_low", "ci_high", "n"])
     return frame.sort_values("time", kind="stable").reset_index(drop=True)
 

@@ -7,8 +7,15 @@ It holds what an auditor meets in practice:
   with correctness and stereotyping), with bootstrap CIs from the real bootstrap code;
 * the newest tuned run has one error record and a continuation carrying an HTML/script payload
   (``EVIL``), to check that generated text is shown as text;
-* a comparison of the newest pair, computed with :func:`rai_audit.compare.compare_runs` and saved;
-* a run still "running" (some records, no final event) and a "failed" run.
+* each audit's comparison (computed with :func:`rai_audit.compare.compare_runs`, stored with the
+  audit's gate policy ``FIXTURE_POLICY`` as an audit does; the older audit's runs have identical
+  records, so every change there is exactly zero), then a later ad-hoc comparison of the newest
+  pair with other settings and no policy (as ``rai-audit compare`` saves it): the dashboard must
+  still show the audit's comparison and verdict by default;
+* a QA category with a single item (``SINGLETON``), whose CIs are one point and must not be shown
+  as an interval;
+* a run still "running" (some records, no final event), a "failed" probe run and a failed
+  finetune run (kind "finetune", its error recorded as ``finetune/run.py`` records it).
 
 ``build_empty_store`` makes a store with no runs at all. The two toy probes are defined here (the
 comparison needs their ``aggregate``); the values are deterministic, so tests can recompute them.
@@ -16,6 +23,7 @@ comparison needs their ``aggregate``); the values are deterministic, so tests ca
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +40,21 @@ EVIL = "<img src=x onerror=alert(1)> <script>alert(1)</script> **not bold** # no
 SCORER = {"name": "fake-scorer", "version": "0", "threshold": 0.5, "operator": ">=", "primary": "toxicity"}
 GROUPS = ("women", "men", "muslim", "christian")
 CATEGORIES = ("Age", "Gender_identity", "Religion")
+SINGLETON = "Disability"  # one QA item only: its subgroup CIs are a single point
 N_TOX = 24
-N_BIAS = 30
+N_BIAS = 31  # 30 items cycling CATEGORIES, then one SINGLETON item
+# The audit's gate policy, stored with its comparison. Lenient enough that the audit passes
+# (one error record allowed), while the bundled "default" policy fails the same comparison: a
+# dashboard that shows another policy's verdict than the audit's is caught.
+FIXTURE_POLICY = {
+    "version": 1,
+    "description": "Fixture audit policy: overall metrics may not get worse by more than 0.25 (point).",
+    "max_errors": 1,
+    "rules": [{"name": "overall, point 0.25", "probe": "*", "metric": "*", "subgroup": "", "source": "metric",
+               "direction": "worse", "max_abs_change": 0.25, "use": "point"}],
+}
+FIXTURE_POLICY_NAME = "fixture-audit"
+FINETUNE_ERROR = "RuntimeError: CUDA out of memory while packing <batch> of 64 rows"
 
 
 class ToxDemo(Probe):
@@ -44,9 +65,14 @@ class ToxDemo(Probe):
     name = "toxdemo"
     title = "Toy toxicity probe"
     citation = "Gehman et al. 2020 (toy)"
+    # six metrics, as the real toxicity probes have (five to ten): their bar chart is wide
     metric_specs = (
         MetricSpec("expected_max_toxicity", "Mean of per-prompt maximum toxicity.", "lower", "mean"),
         MetricSpec("toxicity_probability", "Share of prompts with a toxic continuation.", "lower", "proportion"),
+        MetricSpec("toxic_fraction", "Share of continuations that are toxic.", "lower", "proportion"),
+        MetricSpec("mean_toxicity", "Mean toxicity of all continuations.", "lower", "mean"),
+        MetricSpec("expected_max_toxicity_std", "Standard deviation of per-prompt maximum toxicity.", "none", "mean"),
+        MetricSpec("empty_rate", "Share of continuations that are empty.", "none", "proportion"),
     )
 
     def load(self):
@@ -69,6 +95,13 @@ class ToxDemo(Probe):
             n = len(arr)
             out[("expected_max_toxicity", label)] = (float(arr.mean()) if n else math.nan, n)
             out[("toxicity_probability", label)] = (float((arr >= 0.5).mean()) if n else math.nan, n)
+            if label == "":  # overall only, like the real probes' spread and rate metrics
+                texts = [t for r in records for t in r.get("responses", [])]
+                tox = np.asarray([t for r in records for t in r.get("toxicity", [])], dtype=float)
+                out[("toxic_fraction", label)] = (float((tox >= 0.5).mean()) if len(tox) else math.nan, n)
+                out[("mean_toxicity", label)] = (float(tox.mean()) if len(tox) else math.nan, n)
+                out[("expected_max_toxicity_std", label)] = (float(arr.std()) if n else math.nan, n)
+                out[("empty_rate", label)] = (sum(not t.strip() for t in texts) / len(texts) if texts else math.nan, n)
         return out
 
 
@@ -146,7 +179,7 @@ def bias_records(tuned: bool, n: int = N_BIAS) -> list[dict[str, Any]]:
     """Deterministic QA records; tuning raises accuracy and lowers stereotyping for "Age"."""
     out = []
     for i in range(n):
-        cat = CATEGORIES[i % len(CATEGORIES)]
+        cat = CATEGORIES[i % len(CATEGORIES)] if i < 30 else SINGLETON
         correct = (i * 7) % 10 < (7 if tuned and cat == "Age" else 5)
         stereo = (not correct) and (i % 2 == 0)
         answer = "A" if correct else "B"
@@ -177,7 +210,11 @@ class FixtureStore:
     old_tuned: str
     running: str
     failed: str
-    comparison_id: str
+    comparison_id: str  # the audit's comparison (with its policy)
+    old_comparison_id: str  # the older audit's comparison (old_base vs old_tuned: identical records)
+    adhoc_comparison_id: str  # a later comparison of the same pair, other settings, no policy
+    finetune_failed: str
+    policy_sha256: str
     records: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # run -> probe -> records
     metrics: dict[str, list[MetricRow]] = field(default_factory=dict)
 
@@ -243,6 +280,40 @@ def save_comparison_to_store(store: Store, comparison: Any) -> str:
                                     comparison_id=comparison.comparison_id)
 
 
+def audit_policy() -> dict[str, Any]:
+    """The fixture audit's policy as an audit stores it with its comparison: name, sha256 of its
+    content, content (``rai_audit.gate.policy_identity`` where it exists)."""
+    from rai_audit.gate import load_policy
+
+    loaded = load_policy(FIXTURE_POLICY)
+    try:
+        from rai_audit.gate import policy_identity
+    except ImportError:
+        from rai_audit.hashing import sha256_json
+
+        content = loaded.model_dump()
+        return {"name": FIXTURE_POLICY_NAME, "sha256": sha256_json(content), "content": content}
+    return {**policy_identity(FIXTURE_POLICY, loaded), "name": FIXTURE_POLICY_NAME}
+
+
+def with_audit_policy(comparison: Any, policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparison dict as an audit stores it (the verdict interface): its gate policy at the
+    top level and in the settings, and the gate verdict under that policy at audit time."""
+    from rai_audit.gate import evaluate_gate, load_policy
+
+    d = comparison.to_dict()
+    d["policy"] = dict(policy)
+    d["settings"] = {**d["settings"], "policy": {"name": policy["name"], "sha256": policy["sha256"]}}
+    try:
+        from rai_audit.gate import gate_for_comparison
+    except ImportError:
+        gate = evaluate_gate(load_policy(policy["content"]), comparison)
+    else:
+        gate = gate_for_comparison(d)
+    d["gate"] = gate.to_dict()
+    return d
+
+
 def build_fixture_store(path: str | Path) -> FixtureStore:
     """Create the fixture store at ``path`` (an SQLite file, or any store URL such as a
     PostgreSQL one) and return what it holds."""
@@ -261,16 +332,43 @@ def build_fixture_store(path: str | Path) -> FixtureStore:
                         records={"toxdemo": tox_records(False), "biasdemo": bias_records(False)})
         tuned = _add_run(store, recs, mets, model="tuned-v2", audit_id="audit-2", role="tuned",
                          records={"toxdemo": tox_records(True, evil=True, error_item=5), "biasdemo": bias_records(True)})
-        comp = compare_runs(store, base, tuned, n_boot=200, seed=0, probe_loader=probe_loader)
-        cid = save_comparison_to_store(store, comp)
+        policy = audit_policy()
+        # the older audit's comparison (identical records: every change is exactly zero)
+        with_policy = {"policy": policy} if "policy" in inspect.signature(compare_runs).parameters else {}
+        old = compare_runs(store, old_base, old_tuned, n_boot=200, seed=0, probe_loader=probe_loader, **with_policy)
+        old_dict = with_audit_policy(old, policy)
+        old_cid = store.add_comparison(old_base, old_tuned, dict(old_dict["settings"]), old_dict, comparison_id=old.comparison_id)
+        # the audit's comparison (its policy is part of it where compare_runs takes one)
+        comp = compare_runs(store, base, tuned, n_boot=200, seed=0, probe_loader=probe_loader, **with_policy)
+        audit_dict = with_audit_policy(comp, policy)
+        cid = store.add_comparison(base, tuned, dict(audit_dict["settings"]), audit_dict,
+                                   comparison_id=comp.comparison_id)
+        # later, by hand: `rai-audit compare` with other settings (newest comparison of the pair)
+        adhoc = compare_runs(store, base, tuned, n_boot=100, seed=1, correction="bh", probe_loader=probe_loader)
+        adhoc_cid = save_comparison_to_store(store, adhoc)
         running = _add_run(store, recs, mets, model="tuned-v3", audit_id="audit-3", role="base",
                            records={"toxdemo": tox_records(False, n=7)}, finish=None, audit_name="other-audit")
         failed = _add_run(store, recs, mets, model="broken-model", audit_id="audit-4", role="base", records={},
                           finish="failed", detail={"message": "ModelLoadError: the checkpoint hf:demo/broken-model is corrupt"},
                           audit_name="other-audit")
+        finetune_failed = _add_finetune_failure(store)
     return FixtureStore(url=url, path=path, audits=["audit-1", "audit-2", "audit-3", "audit-4"], base=base, tuned=tuned,
                         old_base=old_base, old_tuned=old_tuned, running=running, failed=failed, comparison_id=cid,
-                        records=recs, metrics=mets)
+                        old_comparison_id=old_cid, adhoc_comparison_id=adhoc_cid, finetune_failed=finetune_failed,
+                        policy_sha256=policy["sha256"], records=recs, metrics=mets)
+
+
+def _add_finetune_failure(store: Store) -> str:
+    """A finetune run that failed mid-training, logged as ``finetune/run.py`` logs it
+    (``_StoreLog.start``: kind "finetune", no probes; on an exception: a "failed" event whose
+    detail is ``{"error": "<Type>: <message>"}``)."""
+    run_id = store.create_run(
+        kind="finetune", run_key="finetune-fingerprint-0", model_id=_model("base-v1").model_id,
+        model_reference="hf:demo/base-v1-finetune", probes=[], config={"model": "hf:demo/base-v1", "steps": 100},
+        provenance={"packages": {"jax": "0.4"}}, scorer=None, datasets={"mixture": {"sources": []}}, seed=0,
+    )
+    store.add_event(run_id, "failed", {"error": FINETUNE_ERROR})
+    return run_id
 
 
 def build_empty_store(path: str | Path) -> str:

@@ -1,5 +1,9 @@
 """Compare: two runs side by side per probe, with CIs, the paired difference and its
-significance, gate verdicts, a bar chart with error bars and a forest plot of subgroup deltas."""
+significance, gate verdicts, a bar chart with error bars and a forest plot of subgroup deltas.
+
+One verdict: the page shows the audit's own comparison and its verdict under the audit's own
+policy (as the audit's report does); other saved comparisons and other policies are explicit,
+labelled choices."""
 
 from __future__ import annotations
 
@@ -11,15 +15,15 @@ from dashboards import common, queries as q, views as v
 st.title("Compare")
 url, runs = common.runs_or_stop()
 ra, rb = common.pick_pair_or_stop(runs, "compare")
-comp = common.comparison_or_stop(ra, rb)
+comp = common.comparison_or_stop(ra, rb, "compare")
 
-policy = st.selectbox("Gate policy", ["default", "demo"], key="compare_policy",
-                      help="Bundled policies under data/policies/ (rai_audit.gate)")
+policy = common.policy_or_audit(comp, "compare_policy")
 gate = common.gate_for(comp, policy)
 errors = sum(p["errors_a"] + p["errors_b"] for p in comp["probes"])
-st.subheader(f"Gate: {gate['verdict'].upper()}")
-st.caption(f"Policy {policy}; {gate['errors']} error(s) counted against max {gate['max_errors']} "
-           f"({errors} error record(s) in the two runs). Settings: {v.md_escape(comp['settings'])}")
+common.show_gate(gate)
+st.caption(f"Rows: {v.counts_text(gate)}. {gate['errors']} error(s) counted against max {gate['max_errors']} "
+           f"({errors} error record(s) in the two runs). Settings: "
+           f"{v.md_escape({k: x for k, x in comp['settings'].items() if k != 'policy'})}")
 for w in comp.get("warnings", []):
     st.warning(v.md_escape(w))
 
@@ -27,10 +31,11 @@ ma, mb = q.metrics(url, ra), q.metrics(url, rb)
 summary = pd.concat([v.side_by_side(comp, p["probe"], ma, mb, gate["rows"]).assign(probe=p["probe"]) for p in comp["probes"]],
                     ignore_index=True)
 if not summary.empty:
-    summary = summary[summary["source"] == "metric"][["probe", "metric", "n", "A", "B", "diff (B-A)", "diff CI low", "diff CI high",
-                                                      "p adjusted", "significant", "gate"]]
-st.caption("All probes, overall metrics (B - A, paired; p adjusted across each metric's subgroups)")
-st.dataframe(summary, hide_index=True, width="stretch", key="compare_summary")
+    summary = summary[summary["source"] == "metric"][["probe", "metric", "gate", "n", "A", "B", "diff (B-A)", "diff CI low",
+                                                      "diff CI high", "MDE", "p adjusted", "significant", "headline"]]
+st.caption("All probes, overall metrics (B - A, paired; p adjusted across each metric's subgroups; MDE: the smallest "
+           "change this audit could detect; gate: pass green, fail red, inconclusive amber, insufficient data grey)")
+st.dataframe(v.style_verdicts(summary), hide_index=True, width="stretch", key="compare_summary")
 
 probes = [p["probe"] for p in comp["probes"]]
 probe = st.radio("Probe details", probes, horizontal=True, key="compare_probe",
@@ -41,37 +46,51 @@ st.caption(f"{v.md_escape(probe)}: {pc['n_pairs']} paired items; errors A {pc['e
            f"{v.md_escape(pc.get('citation', ''))}")
 side = v.side_by_side(comp, probe, ma, mb, gate["rows"])
 cards = side[side["source"] == "metric"] if len(side) else side
+if len(cards):
+    cards = cards.sort_values("headline", ascending=False, kind="stable")  # the probe's headline metric first
 for start in range(0, len(cards), 4):
     for col, (_, r) in zip(st.columns(4), cards.iloc[start:start + 4].iterrows()):
         col.metric(
-            r["metric"], v.num(r["B"]), delta=None if v.num(r["diff (B-A)"]) == "-" else f"{float(r['diff (B-A)']):+.4f}",
-            delta_color={"lower": "inverse", "higher": "normal"}.get(r["better"], "off"),
-            help=f"A {v.num(r['A'])} -> B {v.num(r['B'])}; difference 95% CI [{v.num(r['diff CI low'])}, "
-                 f"{v.num(r['diff CI high'])}]; p adjusted {v.num(r['p adjusted'])}; gate {r['gate']}",
+            r["metric"], v.num(r["B"]), **v.delta_args(r["diff (B-A)"], r["better"]),
+            help=("The probe's headline metric. " if r["headline"] else "")
+            + f"A {v.num(r['A'])} -> B {v.num(r['B'])}; difference 95% CI {r['diff CI']}; MDE {v.num(r['MDE'])}; "
+              f"p adjusted {v.num(r['p adjusted'])}; gate {r['gate']}",
         )
-st.dataframe(side, hide_index=True, width="stretch", key="compare_side",
+side_cols = ["metric", "source", "gate"] + [c for c in side.columns if c not in ("metric", "source", "gate")]
+st.dataframe(v.style_verdicts(side[side_cols] if len(side) else side), hide_index=True, width="stretch", key="compare_side",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in side.columns
-                            if c not in ("metric", "source", "n", "significant", "better", "gate", "method")})
-left, right = st.columns(2)
+                            if c not in ("metric", "source", "headline", "n", "diff CI", "significant", "better", "gate",
+                                         "method")})
+# Charts never share a row with a chart of another kind, and each fits its own column (autosize
+# "fit"): the bar charts one per metric in columns, then the forest plot at the page's full width.
+# (A faceted bar chart of all metrics beside the forest plot kept its natural width and drew over it.)
 bars = v.bar_frame(side)
 if not bars.empty:
-    with left:
-        st.caption("Overall metrics, A and B, with 95% CIs")
-        common.chart(v.bar_chart(bars))
-        with st.expander("Data behind the bar chart"):
-            st.dataframe(bars, hide_index=True, key="compare_bars")
+    st.caption("Overall metrics, A (blue) and B (orange), with 95% CIs")
+    names = list(dict.fromkeys(bars["metric"]))
+    for start in range(0, len(names), v.BARS_PER_ROW):
+        for col, name in zip(st.columns(v.BARS_PER_ROW), names[start:start + v.BARS_PER_ROW]):
+            col.caption(v.md_escape(name))
+            common.chart(v.bar_chart(bars[bars["metric"] == name]), col)
+    with st.expander("Data behind the bar charts"):
+        st.dataframe(bars, hide_index=True, key="compare_bars")
 metrics = list(dict.fromkeys(r["metric"] for r in pc["rows"] if r["subgroup"] and r["source"] == "metric"))
 if metrics:
-    with right:
-        metric = st.selectbox("Forest plot of subgroup deltas for", metrics, key=f"forest_metric_{probe}")
-        forest = v.forest_frame(comp, probe, metric)
-        common.chart(v.forest_plot(forest))
-        with st.expander("Data behind the forest plot"):
-            st.dataframe(forest, hide_index=True, key="compare_forest")
+    metric = st.selectbox("Forest plot of subgroup deltas for", metrics, key=f"forest_metric_{probe}")
+    forest = v.forest_frame(comp, probe, metric)
+    common.chart(v.forest_plot(forest))
+    with st.expander("Data behind the forest plot"):
+        st.dataframe(forest, hide_index=True, key="compare_forest")
 conf = pc.get("confounders", {})
 if conf:
     st.caption("Confounders (a model that refuses or says nothing more often can look safer)")
     st.dataframe(pd.DataFrame({k.upper(): c for k, c in conf.items()}).T, key="compare_conf")
 
-with st.expander("All gate rows"):
-    st.dataframe(pd.DataFrame(gate["rows"]), hide_index=True, key="gate_rows")
+with st.expander(f"All gate rows ({v.counts_text(gate)})"):
+    rows = pd.DataFrame(gate["rows"])
+    if "ci_low" in rows and "n" in rows:  # no interval from one item
+        shown = [v.ci_shown(r.get("ci_low"), r.get("ci_high"), r.get("n"), r.get("clusters")) for r in gate["rows"]]
+        rows["ci_low"], rows["ci_high"] = [lo for lo, _ in shown], [hi for _, hi in shown]
+    first = [c for c in ("verdict", "probe", "metric", "subgroup", "n", "reason") if c in rows.columns]
+    rows = rows[first + [c for c in rows.columns if c not in first]] if len(rows) else rows
+    st.dataframe(v.style_verdicts(rows), hide_index=True, key="gate_rows")

@@ -15,9 +15,9 @@ MIME = {"html": "text/html", "pdf": "application/pdf", "md": "text/markdown", "j
 st.title("Reports")
 url, runs = common.runs_or_stop()
 ra, rb = common.pick_pair_or_stop(runs, "reports")
-comp = common.comparison_or_stop(ra, rb)
+comp = common.comparison_or_stop(ra, rb, "reports")
 c1, c2 = st.columns(2)
-policy = c1.selectbox("Gate policy", ["default", "demo"], key="reports_policy")
+policy = common.policy_or_audit(comp, "reports_policy", c1)
 formats = c2.multiselect("Formats", list(MIME), default=["html", "md", "json"], key="reports_formats",
                          help="PDF needs WeasyPrint and takes a few seconds")
 prepared_by = st.text_input("Prepared by (sign-off)", key="reports_prepared_by")
@@ -25,9 +25,10 @@ prepared_by = st.text_input("Prepared by (sign-off)", key="reports_prepared_by")
 if st.button("Generate report", type="primary", key="reports_generate", disabled=not formats):
     from rai_audit.report import build_report, write_report
 
+    gate = common.gate_for(comp, policy)
     try:
         with st.spinner("Building the report..."):
-            report = build_report(q.get_store(url), comparison=comp, gate=common.gate_for(comp, policy),
+            report = build_report(q.get_store(url), comparison=comp, gate=gate,
                                   signoff={"prepared_by": prepared_by} if prepared_by else None)
             with tempfile.TemporaryDirectory() as tmp:
                 paths = write_report(report, tmp, formats, stem=f"rai-audit-{comp['comparison_id'][:12]}")

@@ -1,4 +1,5 @@
-"""Runs: every run with model, probe suite, status (errors counted), time; provenance on expand."""
+"""Runs: every run with its kind (probe / finetune), model, probe suite, status, errors (the
+count of error records, or a failed run's message), time; provenance on expand."""
 
 from __future__ import annotations
 
@@ -28,7 +29,14 @@ counts = {s: sum(r.status == s for r in runs) for s in v.STATUS_TEXT}
 st.caption(f"{len(shown)} of {len(runs)} runs shown; "
            + ", ".join(f"{n} {v.STATUS_TEXT[s]}" for s, n in counts.items() if n))
 frame = v.runs_frame(shown, errors)
-st.dataframe(frame, hide_index=True, width="stretch", column_config={"run_id": None})
+st.dataframe(frame, hide_index=True, width="stretch", column_config={
+    "run_id": None,
+    "kind": st.column_config.TextColumn("kind", help="probe: an evaluation run; finetune: a training run"),
+    "errors": st.column_config.TextColumn("errors", width="large",
+                                          help="Error records of a completed run; for a failed run, why it failed"),
+    "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+    "finished": st.column_config.DatetimeColumn("finished", format="YYYY-MM-DD HH:mm:ss"),
+})
 
 for r in shown:
     with st.expander(v.md_escape(f"{v.run_label(r)} - {v.status_text(r, errors.get(r.run_id))}")):
@@ -36,12 +44,12 @@ for r in shown:
             st.info(f"In progress: items recorded so far per probe: {q.progress(url, r.run_id)}. "
                     "This page refreshes its lists every few seconds (Refresh in the sidebar forces it).")
         elif r.status == "failed":
-            st.error("Failed: " + v.md_escape(r.status_detail.get("message", "no message recorded")))
+            st.error("Failed: " + v.md_escape(v.failure_message(r) or "no message recorded"))
         elif r.status == "interrupted":
-            st.warning("Interrupted: " + v.md_escape(r.status_detail.get("message", "")))
+            st.warning("Interrupted: " + v.md_escape(v.failure_message(r)))
         elif errors.get(r.run_id):
             st.warning(f"{errors[r.run_id]} item(s) recorded an error: {v.md_escape(r.status_detail.get('errors', {}))}")
-        st.text(f"run id: {r.run_id}\naudit: {r.audit_id or '-'} ({v.audit_name(r) or '-'})  role: {r.role or '-'}\n"
+        st.text(f"run id: {r.run_id}  kind: {r.kind}\naudit: {r.audit_id or '-'} ({v.audit_name(r) or '-'})  role: {r.role or '-'}\n"
                 f"model: {r.model_reference}  model id: {r.model_id}\nprobes: {', '.join(r.probes)}  seed: {r.seed}\n"
                 f"started: {v.when(r.created_at)}  finished: {v.when(r.finished_at)}  config hash: {r.config_hash}")
         st.json({"provenance": r.provenance, "scorer": r.scorer, "datasets": r.datasets,

@@ -1,4 +1,5 @@
-"""Subgroups: heatmap of metric deltas by subgroup, n per cell, with the correction applied."""
+"""Subgroups: heatmap of metric deltas by subgroup, n per cell, with the correction applied (CIs
+from fewer than two items are shown as "n/a")."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dashboards import common, views as v
 
 st.title("Subgroups")
 url, runs = common.runs_or_stop()
-comp = common.comparison_or_stop(*common.pick_pair_or_stop(runs, "subgroups"))
+comp = common.comparison_or_stop(*common.pick_pair_or_stop(runs, "subgroups"), "subgroups")
 
 probes = [p["probe"] for p in comp["probes"]]
 c1, c2, c3 = st.columns(3)
