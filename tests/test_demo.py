@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import probes
+import pytest
 from rai_audit import demo
 
 
@@ -51,3 +52,49 @@ def test_demo_pins_a_cached_detoxify_checkpoint_by_its_digest(tmp_path, monkeypa
     assert name == "detoxify:original" and options == {"checkpoint_sha256": sha256_file(ckpt)}
     cfg = d.demo_config(d.PROFILES["quick"], tmp_path / "out", None, None, scorer=name, scorer_options=options)
     assert cfg.scorer.options == options
+
+
+@pytest.mark.slow
+def test_the_next_steps_the_demo_prints_work_as_printed(tmp_path, shared_data):
+    """The demo's closing lines are commands a user pastes: run each exactly as printed (split as
+    a shell would), with no RAI_AUDIT_DB in the environment, from another directory."""
+    import shlex
+    import subprocess
+    import sys
+
+    from rai_audit import demo as d
+    from rai_audit.audit import run_audit
+    from rai_audit.config import parse_config
+    from rai_audit.store import Store
+    from tests.test_readme_tour import _dashboard
+    from tests.tiny_models import make_tiny_causal, tiny_model_dir
+
+    tuned = make_tiny_causal(tmp_path / "tuned", arch="llama", seed=7)
+    cfg = parse_config({
+        "name": "demo-steps", "models": {"base": str(tiny_model_dir("llama")), "tuned": str(tuned)},
+        "probes": [{"name": "crows_pairs", "params": {"limit": 12}}, {"name": "identity_toxicity", "params": {"limit": 6, "k": 2}}],
+        "runtime": {"bootstrap": 100}, "seed": 3, "output_dir": str(tmp_path / "out"),
+        "gate": str(d.REPO / "data" / "policies" / "demo.yaml"),
+    })
+    store = Store.open(f"sqlite:///{tmp_path / 'demo.sqlite'}")
+    outcome = run_audit(cfg, store=store, formats="html")
+    lines = d.next_steps(store.display_url, outcome)
+    commands = [ln.strip() for ln in lines if ln.strip().startswith("rai-audit ")]
+    assert [c.split()[1] for c in commands] == ["runs", "show", "compare", "gate", "report", "dashboard"], lines
+    env = {k: v for k, v in os.environ.items() if k != "RAI_AUDIT_DB"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        if argv[0] == "dashboard":
+            _dashboard(argv, env, elsewhere)
+            continue
+        r = subprocess.run([sys.executable, "-m", "rai_audit", *argv], capture_output=True, text=True, timeout=600,
+                           env=env, cwd=elsewhere)
+        assert r.returncode in ((0, 1, 3) if argv[0] == "gate" else (0,)), f"{command}\n{r.stdout}\n{r.stderr}"
+        assert "Traceback" not in r.stderr
+        if argv[0] == "gate":
+            assert "audit policy: demo" in r.stdout  # the same verdict the demo printed
+            assert f"Gate verdict: {outcome.verdict.upper()}" in r.stdout
+        if argv[0] == "report":
+            assert "VERIFIED" in r.stdout.upper() and "FAILED" not in r.stdout.upper(), r.stdout
