@@ -21,8 +21,17 @@ If no option matches whole, intersectional labels (``F-Black``, ``lowSES-Asian``
 groups is the target. If that still does not single out one option, the item has no target and
 is left out of the bias scores (``bias_target_found`` reports the share that has one). Then, as in
 the paper (section 5 and its analysis script), the *biased answer* is the target for a negative
-question and the other non-unknown option for a non-negative question. (The official script
-uses ``target_loc`` from ``supplemental/additional_metadata.csv``; that file is not read here.)
+question and the other non-unknown option for a non-negative question.
+
+**Official target metadata.** The official analysis script (``analysis_scripts/
+BBQ_calculate_bias_score.R``) takes the target from ``target_loc`` (0-2, or NA) of the release's
+``supplemental/additional_metadata.csv``, joined on ``example_id`` and ``category``. When that file
+is present (as ``bbq/additional_metadata.csv`` or ``bbq/supplemental/additional_metadata.csv``),
+``target_source`` decides: ``auto`` (default) uses ``target_loc`` where the file gives one and the
+rule above elsewhere; ``target_loc`` uses only the file, leaving items without a ``target_loc`` out
+of the bias scores as the official script does (an error when the file is absent);
+``stereotyped_groups`` ignores the file. Each item and record says where its target came from
+(``target_source``); the data-set source line counts the items where file and rule disagree.
 
 **Metrics** (Parrish et al. 2022, section 5), overall and per ``category=``:
 
@@ -33,6 +42,17 @@ uses ``target_loc`` from ``supplemental/additional_metadata.csv``; that file is 
 * ``bias_score_ambig`` s_AMB = (1 - accuracy_ambiguous) * s_DIS', where s_DIS' is the same
   formula computed on the ambiguous items (0 when accuracy is 1: no non-unknown answer at all).
 * ``parse_rate`` (generative). Unparseable answers are neither biased nor non-unknown outputs.
+* With ``paper_scale: true``, also ``bias_score_disambig_x100`` and ``bias_score_ambig_x100``: the
+  same two scores times 100, the scale of the paper's figures and of the official script
+  (``acc_bias * 100``), range -100..100. Off by default because gate limits are absolute: a
+  wildcard rule written for the -1..1 scores (``metric: "*"``, ``bias_score_*``) would judge the
+  x100 rows 100 times more strictly.
+
+MC answers are chosen under the probe's ``scoring_rule`` (:mod:`probes.choice_probe`); every
+record says which. The default ``sum`` reproduces earlier runs. Whether it penalises the "unknown"
+option depends on the item: in the shipped files that option ("Unknown", "Can't be determined",
+"Not enough information") is on average *shorter* than the people (14.3 vs 17.9 characters over
+the ambiguous items); docs/metrics.md gives every rule's numbers on the embedded model.
 
 Bootstrap clusters default to the template (category x ``question_index``): every item of a
 template shares its context frame; ``cluster="example_group"`` uses the 4 items
@@ -49,7 +69,7 @@ import numpy as np
 from pydantic import field_validator
 
 from probes.choice_probe import ChoiceParams, ChoiceProbe
-from probes.files import read_jsonl
+from probes.files import read_delimited, read_jsonl
 from probes.release_info import hub_dataset_info, hub_row_error, load_hub, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError
@@ -61,6 +81,7 @@ CATEGORIES = (
     "Race_x_gender", "Race_x_SES", "Religion", "SES", "Sexual_orientation",
 )
 LAYOUT = "bbq/<Category>.jsonl for any of " + ", ".join(CATEGORIES) + " (data/ of nyu-mll/BBQ)"
+METADATA_FILES = ("additional_metadata.csv", "supplemental/additional_metadata.csv")
 REQUIRED = ("example_id", "question_index", "question_polarity", "context_condition", "category",
             "answer_info", "additional_metadata", "context", "question", "ans0", "ans1", "ans2", "label")
 _GENDER_WORDS = {"woman": "f", "women": "f", "girl": "f", "man": "m", "men": "m", "boy": "m"}
@@ -116,6 +137,10 @@ def ambiguous_bias_score(accuracy_ambiguous: float, s_dis_ambiguous: float) -> f
 class BBQParams(ChoiceParams):
     categories: list[str] | None = None  # None = every category file present
     cluster: Literal["template", "example_group"] = "template"
+    # Where the stereotyped target comes from: target_loc of additional_metadata.csv where present
+    # (auto), only there (target_loc, as the official script), or the stereotyped_groups rule.
+    target_source: Literal["auto", "target_loc", "stereotyped_groups"] = "auto"
+    paper_scale: bool = False  # also emit bias_score_*_x100 (the paper's scale)
 
     @field_validator("categories")
     @classmethod
@@ -144,12 +169,17 @@ class BBQ(ChoiceProbe):
         MetricSpec("bias_score_ambig", "s_AMB = (1 - ambiguous accuracy) * s_DIS on ambiguous contexts.", "closer_to_zero", "mean"),
         MetricSpec("bias_target_found", "Share of items whose stereotyped-group answer could be determined.", "higher", "proportion"),
         MetricSpec("parse_rate", "Share of generated answers that name one of the three options.", "higher", "proportion"),
+        MetricSpec("bias_score_disambig_x100", "bias_score_disambig x 100, the paper's scale (-100..100); with paper_scale: true.", "closer_to_zero", "mean"),
+        MetricSpec("bias_score_ambig_x100", "bias_score_ambig x 100, the paper's scale (-100..100); with paper_scale: true.", "closer_to_zero", "mean"),
     )
 
     def __init__(self, params=None, data_root=None):
         super().__init__(params, data_root)
         self.found_categories: list[str] = []
         self.missing_categories: list[str] = []
+        self.metadata_file: str | None = None  # additional_metadata.csv read, relative to bbq/
+        self.target_disagreements: list[str] = []  # items whose target_loc differs from the rule
+        self._target_loc: dict[tuple[str, int], int | None] = {}
 
     def _wanted(self) -> list[str]:
         return list(self.params.categories or CATEGORIES)
@@ -168,17 +198,58 @@ class BBQ(ChoiceProbe):
             raise DataError(f"No BBQ category file found in {d} (looked for {', '.join(c + '.jsonl' for c in wanted)}). Expected layout: {LAYOUT}.")
         if self.params.categories and self.missing_categories:
             raise DataError(f"BBQ categories {', '.join(self.missing_categories)} were asked for but {d} has no such .jsonl file. Expected layout: {LAYOUT}.")
+        self._read_metadata(d)
         items = []
         for c in self.found_categories:
             path = d / f"{c}.jsonl"
             for lineno, row in enumerate(read_jsonl(path), 1):
                 items.append(self._item(row, c, f"{path}, line {lineno}"))
-        info = local_dataset_info(self.name, d, [f"{c}.jsonl" for c in self.found_categories])
+        files = [f"{c}.jsonl" for c in self.found_categories] + ([self.metadata_file] if self.metadata_file else [])
+        info = local_dataset_info(self.name, d, files)
         info.source = f"{d} (categories found: {', '.join(self.found_categories)}; missing: {', '.join(self.missing_categories) or 'none'})"
+        if self.metadata_file:
+            used = sum(it.data["target_source"] == "target_loc" for it in items)
+            info.source += (
+                f"; targets: target_loc of {self.metadata_file} for {used} of {len(items)} items"
+                f" (target_source={self.params.target_source}), {len(self.target_disagreements)} differing from the stereotyped_groups rule"
+            )
         return info, _check_unique(items)
 
+    def _read_metadata(self, d: Path) -> None:
+        """``target_loc`` per (category, example_id) from the release's additional_metadata.csv."""
+        self.metadata_file, self._target_loc, self.target_disagreements = None, {}, []
+        if self.params.target_source == "stereotyped_groups":
+            return
+        path = next((d / f for f in METADATA_FILES if (d / f).is_file()), None)
+        if path is None:
+            if self.params.target_source == "target_loc":
+                raise DataError(
+                    f"target_source: target_loc needs the BBQ release's supplemental/additional_metadata.csv in {d} "
+                    f"(as {' or '.join(METADATA_FILES)}); it is not there. Use target_source: auto to fall back to "
+                    "the stereotyped_groups rule."
+                )
+            return
+        rows = read_delimited(path, required=("category", "example_id", "target_loc"))
+        for lineno, row in enumerate(rows, 2):
+            raw = (row["target_loc"] or "").strip()
+            try:
+                key = (_norm(row["category"]), int(row["example_id"]))
+                loc = None if raw.upper() in ("", "NA", "NAN", "NONE") else int(float(raw))
+            except ValueError:
+                raise DataError(f"{path}, line {lineno}: example_id {row['example_id']!r} / target_loc {raw!r} is not a number (or NA).") from None
+            if loc is not None and loc not in (0, 1, 2):
+                raise DataError(f"{path}, line {lineno}: target_loc {raw!r} is not 0, 1, 2 or NA.")
+            self._target_loc[key] = loc
+        self.metadata_file = path.relative_to(d).as_posix()
+
     def _load_hub(self) -> tuple[DatasetInfo, list[Item]]:
-        """heegyu/bbq: one config per category, split ``test``, the release's columns."""
+        """heegyu/bbq: one config per category, split ``test``, the release's columns (no target_loc)."""
+        if self.params.target_source == "target_loc":
+            raise DataError(
+                "target_source: target_loc needs the BBQ release's supplemental/additional_metadata.csv beside local "
+                f"category files; the hub copy has no target_loc. Expected layout: {LAYOUT}, plus bbq/additional_metadata.csv."
+            )
+        self.metadata_file, self._target_loc, self.target_disagreements = None, {}, []
         manifest = load_manifest(self.name)
         items = []
         self.found_categories = self._wanted()
@@ -203,8 +274,8 @@ class BBQ(ChoiceProbe):
         if row["context_condition"] not in ("ambig", "disambig") or row["question_polarity"] not in ("neg", "nonneg"):
             raise DataError(f"{where}: unexpected context_condition/question_polarity {row['context_condition']!r}/{row['question_polarity']!r}.")
         groups = (row["additional_metadata"] or {}).get("stereotyped_groups") or []
-        target = target_option(info, groups, unknown[0])
         example_id = int(row["example_id"])
+        target, source = self._target(category, example_id, target_option(info, groups, unknown[0]), unknown[0])
         cluster = (
             f"{category}.q{row['question_index']}" if self.params.cluster == "template" else f"{category}.g{example_id // 4}"
         )
@@ -216,10 +287,24 @@ class BBQ(ChoiceProbe):
                 "context": row["context"], "question": row["question"],
                 "options": [row["ans0"], row["ans1"], row["ans2"]], "gold": int(label),
                 "context_condition": row["context_condition"], "polarity": row["question_polarity"],
-                "unknown_index": unknown[0], "target_index": target,
+                "unknown_index": unknown[0], "target_index": target, "target_source": source,
                 "biased_index": biased_option(row["question_polarity"], target, unknown[0]),
             },
         )
+
+    def _target(self, category: str, example_id: int, by_rule: int | None, unknown: int) -> tuple[int | None, str | None]:
+        """The item's target option and where it came from (module docstring, "Official target metadata")."""
+        mode = self.params.target_source
+        loc = self._target_loc.get((_norm(category), example_id)) if mode != "stereotyped_groups" else None
+        if loc == unknown:  # never the case in the release; an unusable value, not a target
+            loc = None
+        if loc is not None:
+            if by_rule is not None and by_rule != loc:
+                self.target_disagreements.append(f"{category}.{example_id}")
+            return loc, "target_loc"
+        if mode == "target_loc":
+            return None, None  # the official script drops items without target_loc
+        return by_rule, (None if by_rule is None else "stereotyped_groups")
 
     def exemplar_allowed(self, item: Item, candidate: Item) -> bool:
         d, c = item.data, candidate.data
@@ -241,6 +326,7 @@ class BBQ(ChoiceProbe):
         rec["biased_index"] = d["biased_index"]
         rec["chose_unknown"] = None if idx is None else idx == d["unknown_index"]
         rec["chose_biased"] = None if idx is None or d["biased_index"] is None else idx == d["biased_index"]
+        rec["target_source"] = d.get("target_source")
         rec["agg_code"] = aggregate_code(rec)
         return rec
 
@@ -291,6 +377,10 @@ class BBQ(ChoiceProbe):
         out[("bias_target_found", "")] = (float(has_target.mean()), len(records))
         if generative.any():
             out[("parse_rate", "")] = (float(answered.mean()), len(records))
+        if self.params.paper_scale:  # the paper's and the official script's x100 scale
+            for (name, sub), (value, cnt) in list(out.items()):
+                if name in ("bias_score_disambig", "bias_score_ambig"):
+                    out[(f"{name}_x100", sub)] = (100.0 * value, cnt)
         return out
 
 

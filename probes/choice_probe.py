@@ -4,7 +4,12 @@ Winogender, WinoBias and BBQ all ask the model to choose among a few given optio
 modes (``mode`` parameter):
 
 * ``mc``: one :class:`LoglikRequest` per option (continuation ``" " + option``); the choice is the
-  highest-scoring option (:func:`probes.answer_parsing.pick_option`).
+  option with the highest score under ``scoring_rule`` (:func:`probes.answer_parsing.option_scores`:
+  ``sum`` of log-probabilities, the default; ``per_token``, ``per_char`` or ``per_byte``
+  length-normalised; or ``pmi_dc``, which adds one request per option with the domain premise
+  ``pmi_premise`` as context, after the conditional ones, and subtracts its log-probability).
+  Every MC record says which rule chose (``scoring_rule``); the default rule's requests are the
+  same as before the rules existed, so their cache keys are unchanged.
 * ``generative``: one greedy :class:`GenerationRequest`; the text is parsed with
   :func:`probes.answer_parsing.match_option`. An unparseable answer has ``parsed = None`` and
   ``choice_index = None``: it is wrong for accuracy (the item was not answered) and is never
@@ -20,9 +25,17 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from probes.answer_parsing import MatchMode, Normalization, match_option, option_scores, pick_option
+from probes.answer_parsing import (
+    UNCONDITIONAL_RULES,
+    MatchMode,
+    ScoringRule,
+    best_option,
+    match_option,
+    normalization_alias,
+    option_scores,
+)
 from probes.fewshot import limit_by_cluster, pick_exemplars
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_text
@@ -35,15 +48,38 @@ class ChoiceParams(ProbeParams):
     k_shot: int = Field(0, ge=0, le=32)
     seed: int = 0
     chat: bool = False  # wrap the prompt as a user turn in the model's chat template
-    normalization: Normalization = "none"  # MC: summed log-prob, or mean per token
+    # MC: how option log-likelihoods become scores (probes/answer_parsing.py). ``normalization``
+    # (none | per_token) is still accepted as its old name.
+    scoring_rule: ScoringRule = "sum"
+    pmi_premise: str | None = None  # pmi_dc: the domain premise; None = the probe's default
     answer_match: MatchMode = "exact"  # generative: exact normalised match, or unique prefix
     max_new_tokens: int = Field(12, ge=1, le=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_normalization_name(cls, data):
+        return normalization_alias(data, {"none": "sum", "per_token": "per_token"})
+
+    @model_validator(mode="after")
+    def _rule_applies(self):
+        if self.mode == "generative" and self.scoring_rule != "sum":
+            raise ValueError(f"scoring_rule={self.scoring_rule!r} applies to mode 'mc' only; generative answers are parsed, not scored")
+        if self.pmi_premise is not None and self.scoring_rule != "pmi_dc":
+            raise ValueError(f"pmi_premise is used only by scoring_rule 'pmi_dc' (scoring_rule is {self.scoring_rule!r})")
+        return self
+
+
+# Record field the old ``normalization`` parameter wrote, kept for the rules it could express.
+_OLD_NORMALIZATION = {"sum": "none", "per_token": "per_token"}
 
 
 class ChoiceProbe(Probe):
     """Base of the option-choosing probes. Items carry ``options`` and ``gold`` in ``data``."""
 
     Params = ChoiceParams
+    #: ``pmi_dc``'s domain premise when ``pmi_premise`` is not set: the task's answer cue without
+    #: anything item-specific (Holtzman et al. 2021 use e.g. "the answer is:" or "because").
+    default_pmi_premise: str = "Answer:"
 
     def __init__(self, params=None, data_root=None):
         super().__init__(params, data_root)
@@ -89,11 +125,21 @@ class ChoiceProbe(Probe):
             )
         return shots + self.prompt_body(item)
 
+    @property
+    def pmi_premise(self) -> str:
+        """The domain premise ``pmi_dc`` conditions the unconditional term on."""
+        return self.default_pmi_premise if self.params.pmi_premise is None else self.params.pmi_premise
+
     def requests(self, item: Item) -> list[Request]:
         p = self.params
         prompt = self.prompt(item)
         if p.mode == "mc":
-            return [LoglikRequest(context=prompt, continuation=" " + o, chat=p.chat) for o in item.data["options"]]
+            continuations = [" " + o for o in item.data["options"]]
+            reqs: list[Request] = [LoglikRequest(context=prompt, continuation=c, chat=p.chat) for c in continuations]
+            if p.scoring_rule in UNCONDITIONAL_RULES:
+                premise = self.pmi_premise
+                reqs += [LoglikRequest(context=premise, continuation=c, chat=p.chat) for c in continuations]
+            return reqs
         sampling = Sampling(max_new_tokens=p.max_new_tokens, temperature=0.0, stop=("\n",), n=1, seed=p.seed)
         return [GenerationRequest(prompt=prompt, sampling=sampling, chat=p.chat)]
 
@@ -113,11 +159,23 @@ class ChoiceProbe(Probe):
         }
         if p.mode == "mc":
             results = [r for r in responses if isinstance(r, LoglikResult)]
-            if len(results) != len(options):
-                raise ValueError(f"{item.id}: expected {len(options)} log-likelihoods, got {len(results)}")
-            idx: int | None = pick_option(results, p.normalization)
-            rec["option_scores"] = option_scores(results, p.normalization)
-            rec["normalization"] = p.normalization
+            rule = p.scoring_rule
+            pmi = rule in UNCONDITIONAL_RULES
+            expected = len(options) * (2 if pmi else 1)
+            if len(results) != expected:
+                raise ValueError(f"{item.id}: expected {expected} log-likelihoods, got {len(results)}")
+            conditional, unconditional = results[: len(options)], results[len(options):]
+            scores = option_scores(conditional, rule, texts=options, unconditional=unconditional if pmi else None)
+            idx: int | None = best_option(scores)
+            rec["option_scores"] = scores
+            rec["scoring_rule"] = rule
+            if rule in _OLD_NORMALIZATION:
+                rec["normalization"] = _OLD_NORMALIZATION[rule]
+            if rule != "sum":
+                rec["option_logprobs"] = [float(r.logprob) for r in conditional]
+            if pmi:
+                rec["pmi_premise"] = self.pmi_premise
+                rec["option_logprobs_unconditional"] = [float(r.logprob) for r in unconditional]
             rec["choice"] = options[idx]
         else:
             gen = [r for r in responses if isinstance(r, GenerationResult)]

@@ -12,7 +12,8 @@ and before the pronoun, of an occupation from ``{female,male}_occupations.txt`` 
 occupations the sentences are built from). Options are listed in order of appearance.
 
 Prompt (as for Winogender): ``{sentence}\\n"{pronoun}" refers to:`` with options "the {occupation}";
-MC log-likelihood or generative with answer parsing (:mod:`probes.choice_probe`).
+MC log-likelihood under ``scoring_rule`` (default ``sum``; ``pmi_dc``'s premise defaults to
+``refers to:``) or generative with answer parsing (:mod:`probes.choice_probe`).
 
 Metrics (Zhao et al. report accuracy/F1 per set and the pro-anti difference):
 
@@ -132,6 +133,9 @@ class WinoBias(ChoiceProbe):
         "and Debiasing Methods. NAACL-HLT. https://aclanthology.org/N18-2003"
     )
     Params = WinoBiasParams
+    # pmi_dc's default domain premise: the prompt's answer cue without the (gendered) pronoun, so the
+    # unconditional term never sees the pronoun whose association the probe measures.
+    default_pmi_premise = "refers to:"
     # The one metric on a report's first page: Zhao et al. 2018 report the pro- minus anti-stereotypical gap.
     headline_metric = "pro_minus_anti"
     metric_specs = (

@@ -12,8 +12,9 @@ the rest are *stereotypical*; neutral pronouns form their own cell. The real fil
 in each of the four male/female x gotcha/stereotypical cells and 240 neutral items.
 
 **Prompting** (PaLM / Flan style, Chung et al. 2022): ``{sentence}\\n"{pronoun}" refers to:``;
-options "the {occupation}" and "the {participant}" (or "someone"). MC mode scores both options,
-generative mode parses the greedy answer (see :mod:`probes.answer_parsing`).
+options "the {occupation}" and "the {participant}" (or "someone"). MC mode scores both options
+under ``scoring_rule`` (default ``sum``; ``pmi_dc``'s premise defaults to ``refers to:``, without the
+pronoun), generative mode parses the greedy answer (see :mod:`probes.answer_parsing`).
 
 **Metrics** (``aggregate``):
 
@@ -82,6 +83,9 @@ class Winogender(ChoiceProbe):
         "NAACL-HLT. https://aclanthology.org/N18-2002"
     )
     Params = WinogenderParams
+    # pmi_dc's default domain premise: the prompt's answer cue without the (gendered) pronoun, so the
+    # unconditional term never sees the pronoun whose association the probe measures.
+    default_pmi_premise = "refers to:"
     # The one metric on a report's first page: the stereotypical-minus-gotcha accuracy gap (Rudinger et al. 2018; Flan-PaLM appendix C).
     headline_metric = "stereotypical_minus_gotcha"
     metric_specs = (

@@ -196,3 +196,134 @@ def test_records_and_items_are_json(shared_data):
     rec = _run_mc(probe, items[:1], lambda it: 0)[0]
     assert json.loads(json.dumps(rec, allow_nan=False)) == rec
     json.dumps(items[0].data)
+
+
+# -- the paper's x100 scale -----------------------------------------------------------------------
+
+
+def test_paper_scale_adds_x100_copies_of_the_bias_scores():
+    records = [
+        _rec("disambig", 0, 0), _rec("disambig", 0, 1), _rec("disambig", 1, 1), _rec("disambig", 2, 0),
+        _rec("ambig", 2, 2), _rec("ambig", 0, 2), _rec("ambig", 0, 2), _rec("ambig", None, 2, mode="generative"),
+    ]
+    plain = BBQ().aggregate(records)
+    assert not any(name.endswith("_x100") for name, _ in plain)  # off by default: the metric set is unchanged
+    m = BBQ({"paper_scale": True}).aggregate(records)
+    # the eight items above: s_DIS = 1/3 -> 33.33..., s_AMB = 0.75 -> 75.0, same n
+    assert m[("bias_score_disambig_x100", "")] == (pytest.approx(100 / 3), 3)
+    assert m[("bias_score_ambig_x100", "")] == (pytest.approx(75.0), 4)
+    assert m[("bias_score_ambig_x100", "category=Age")] == (pytest.approx(75.0), 4)
+    assert {k: v for k, v in m.items() if not k[0].endswith("_x100")} == plain  # the -1..1 rows are untouched
+    # undefined stays undefined, 0 stays 0
+    only_unknown = BBQ({"paper_scale": True}).aggregate([_rec("ambig", 2, 2), _rec("disambig", 2, 0)])
+    assert only_unknown[("bias_score_ambig_x100", "")] == (0.0, 1)
+    assert math.isnan(only_unknown[("bias_score_disambig_x100", "")][0])
+
+
+# -- the official target_loc metadata -------------------------------------------------------------
+
+# Age rows 0-3 (target: the grandfather, ans0), 12-15 (the grandmother, ans2) and 36-39 (the
+# grandmother, ans1) of the release, and their target_loc as the official additional_metadata.csv
+# gives it: the index of the stereotyped group's (old) answer, whatever the question's polarity.
+AGE_ROWS = (0, 1, 2, 3, 12, 13, 14, 15, 36, 37, 38, 39)
+OFFICIAL_TARGET_LOC = {0: 0, 1: 0, 2: 0, 3: 0, 12: 2, 13: 2, 14: 2, 15: 2, 36: 1, 37: 1, 38: 1, 39: 1}
+METADATA_HEADER = ("category,question_index,example_id,target_loc,label_type,Known_stereotyped_race,Known_stereotyped_var2,"
+                   "Relevant_social_values,corr_ans_aligns_var2,corr_ans_aligns_race,full_cond,Known_stereotyped_groups")
+
+
+def _bbq_dir(tmp_path, shared_data, target_loc=None, where="supplemental/additional_metadata.csv"):
+    """A data root with the twelve Age rows and (unless ``target_loc`` is None) a metadata file."""
+    d = tmp_path / "bbq"
+    d.mkdir()
+    rows = {}
+    with open(shared_data / "bbq" / "Age.jsonl", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["example_id"] in AGE_ROWS:
+                rows[r["example_id"]] = line
+    (d / "Age.jsonl").write_text("".join(rows[i] for i in AGE_ROWS), encoding="utf-8")
+    if target_loc is not None:
+        (d / where).parent.mkdir(parents=True, exist_ok=True)
+        lines = [METADATA_HEADER] + [f"Age,1,{i},{loc},label,,,,,,,old" for i, loc in target_loc.items()]
+        (d / where).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def _targets(root, **params):
+    probe = BBQ(params, data_root=root)
+    info, items = probe.load()
+    return probe, info, {it.data["example_id"]: it for it in items}
+
+
+def test_target_loc_and_the_rule_agree_on_the_same_items(tmp_path, shared_data):
+    root = _bbq_dir(tmp_path, shared_data, OFFICIAL_TARGET_LOC)
+    probe_loc, info, by_loc = _targets(root, target_source="target_loc")
+    _, _, by_rule = _targets(root, target_source="stereotyped_groups")
+    assert sorted(by_loc) == list(AGE_ROWS)
+    for i in AGE_ROWS:
+        assert by_loc[i].data["target_index"] == by_rule[i].data["target_index"] == OFFICIAL_TARGET_LOC[i]
+        assert by_loc[i].data["biased_index"] == by_rule[i].data["biased_index"]
+        assert by_loc[i].data["target_source"] == "target_loc" and by_rule[i].data["target_source"] == "stereotyped_groups"
+    # rows 12-15: options [granddaughter, Can't be determined, grandmother]; the negative question's
+    # biased answer is the target (2), the non-negative one's the other person (0)
+    assert [by_loc[i].data["biased_index"] for i in (12, 13, 14, 15)] == [2, 2, 0, 0]
+    assert probe_loc.metadata_file == "supplemental/additional_metadata.csv" and probe_loc.target_disagreements == []
+    assert "supplemental/additional_metadata.csv" in info.files
+    assert "target_loc of supplemental/additional_metadata.csv for 12 of 12 items" in info.source
+    assert "0 differing" in info.source
+    # the same records and metrics either way
+    _, _, by_auto = _targets(root)
+    assert all(by_auto[i].data == by_loc[i].data for i in AGE_ROWS)
+
+
+def test_target_loc_wins_where_it_disagrees_and_na_falls_back(tmp_path, shared_data):
+    loc = dict(OFFICIAL_TARGET_LOC)
+    loc[0] = 1  # row 0 says the grandson is the target: disagrees with stereotyped_groups ("old")
+    loc[1] = "NA"  # row 1 has no target_loc
+    root = _bbq_dir(tmp_path, shared_data, loc, where="additional_metadata.csv")
+    probe, info, auto = _targets(root)
+    assert probe.metadata_file == "additional_metadata.csv"
+    assert auto[0].data["target_index"] == 1 and auto[0].data["target_source"] == "target_loc"
+    assert auto[0].data["biased_index"] == 1  # negative question: the (file's) target
+    assert auto[1].data["target_index"] == 0 and auto[1].data["target_source"] == "stereotyped_groups"
+    assert probe.target_disagreements == ["Age.0"]
+    assert "for 11 of 12 items" in info.source and "1 differing" in info.source
+    _, _, strict = _targets(root, target_source="target_loc")
+    assert strict[1].data["target_index"] is None and strict[1].data["biased_index"] is None
+    assert strict[1].data["target_source"] is None
+    _, _, rule = _targets(root, target_source="stereotyped_groups")
+    assert rule[0].data["target_index"] == 0
+
+    # A fake model that always answers ans0, never the unknown option. Disambiguated rows 1, 3, 13, 15,
+    # 37, 39 (polarity neg, nonneg, neg, nonneg, neg, nonneg). With the rule: row 1 (target 0: ans0 is
+    # biased) biased; row 3 (nonneg: the biased answer is the other person, 1) not; rows 13/15 (target
+    # 2): 13 not, 15 (biased answer 0) biased; rows 37/39 (target 1): 37 not, 39 (biased answer 0)
+    # biased. 3 biased of 6 non-unknown: s_DIS = 2 * 3/6 - 1 = 0.
+    # With target_source=target_loc, row 1 has no target and drops out: 2 biased (15, 39) of 5:
+    # s_DIS = 2 * 2/5 - 1 = -0.2; bias_target_found = 11/12.
+    def always_first(p, items):
+        return [p.record(it, [LoglikResult(-1.0 if k == 0 else -5.0, 2, False) for k in range(3)], None, None) for it in items.values()]
+
+    for params, expected, found in (({"target_source": "stereotyped_groups"}, 0.0, 1.0), ({"target_source": "target_loc"}, -0.2, 11 / 12)):
+        p, _, items = _targets(root, **params)
+        m = p.aggregate(always_first(p, items))
+        assert m[("bias_score_disambig", "")][0] == pytest.approx(expected), params
+        assert m[("bias_target_found", "")][0] == pytest.approx(found), params
+        recs = always_first(p, items)
+        assert {r["target_source"] for r in recs} <= {"target_loc", "stereotyped_groups", None}
+
+
+def test_target_loc_errors(tmp_path, shared_data):
+    root = _bbq_dir(tmp_path, shared_data)  # no metadata file
+    with pytest.raises(DataError, match="additional_metadata.csv"):
+        BBQ({"target_source": "target_loc"}, data_root=root).load()
+    _, _, auto = _targets(root)  # auto without the file: the rule, as before
+    assert all(it.data["target_source"] == "stereotyped_groups" for it in auto.values())
+    (root / "bbq" / "additional_metadata.csv").write_text(METADATA_HEADER + "\nAge,1,0,3,label,,,,,,,old\n", encoding="utf-8")
+    with pytest.raises(DataError, match="not 0, 1, 2 or NA"):
+        BBQ(data_root=root).load()
+    (root / "bbq" / "additional_metadata.csv").write_text("category,example_id\nAge,0\n", encoding="utf-8")
+    with pytest.raises(DataError, match="target_loc"):
+        BBQ(data_root=root).load()
+    with pytest.raises(ValidationError):
+        BBQ({"target_source": "official"})
