@@ -169,8 +169,10 @@ def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missi
 
             comp = load_comparison(store, previous[0].comparison_id)
             gate = gate_for_comparison(comp)
+            reports = {a.name.split(".", 1)[1]: a.path for a in store.artifacts(tuned_id, kind="report")
+                       if a.meta.get("comparison_id") == comp.comparison_id and a.path and Path(a.path).exists()}
             return AuditOutcome(gate.exit_code, base_id, tuned_id, comp.comparison_id, gate.verdict,
-                                unchanged=True, gate_table=format_table(gate, only_not_passed=True), skipped_probes=skipped,
+                                reports=reports, unchanged=True, gate_table=format_table(gate, only_not_passed=True), skipped_probes=skipped,
                                 finetune=finetune_summary)
 
     comparison = compare_runs(store, base_id, tuned_id, n_boot=cfg.runtime.bootstrap, seed=cfg.seed, policy=policy)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from typing import Any, Optional
 
@@ -64,6 +65,28 @@ def _open_store(url: str | None):
     from rai_audit.store import Store
 
     return Store.open(url)
+
+
+def _open_existing_store(url: str | None):
+    """The store of a command that only reads: a SQLite file that does not exist is an error
+    (exit 2) naming it, never a new empty store created at a mistyped path."""
+    _check_store_exists(url)
+    return _open_store(url)
+
+
+def _check_store_exists(url: str | None) -> None:
+    import os
+
+    from rai_audit.errors import StoreError
+    from rai_audit.store.engine import missing_sqlite_file
+
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        given = "--db" if url else ("RAI_AUDIT_DB" if os.environ.get("RAI_AUDIT_DB") else "the default location")
+        raise StoreError(
+            f"No results store at {missing} (from {given}). Check the path; a store is created by "
+            "`rai-audit probe`, `run` or `demo` (the demo prints its --db)."
+        )
 
 
 def _split(csv: str | None) -> list[str] | None:
@@ -180,8 +203,14 @@ def runs(
     """
     from rai_audit import display
 
-    store = _open_store(db)
-    rows = store.list_runs(model=model, probe=probe_name, kind=kind, limit=limit)
+    import os
+
+    from rai_audit.store.engine import missing_sqlite_file
+
+    if not db and not os.environ.get("RAI_AUDIT_DB") and missing_sqlite_file(None) is not None:
+        rows = []  # the default store does not exist yet: no runs, and nothing is created
+    else:
+        rows = _open_existing_store(db).list_runs(model=model, probe=probe_name, kind=kind, limit=limit)
     if as_json:
         typer.echo(json.dumps([_run_json(r) for r in rows], indent=2, default=str))
         return
@@ -211,7 +240,7 @@ def show(
     """
     from dataclasses import asdict
 
-    store = _open_store(db)
+    store = _open_existing_store(db)
     record = store.get_run(run)
     if as_json:
         payload = {"run": _run_json(record), "metrics": [asdict(m) for m in store.metrics(record.run_id)]}
@@ -285,7 +314,7 @@ def compare(
     """
     from rai_audit.compare import compare_runs, save_comparison
 
-    store = _open_store(db)
+    store = _open_existing_store(db)
     a, b = store.get_run(run_a).run_id, store.get_run(run_b).run_id
     comp = compare_runs(store, a, b, n_boot=bootstrap, seed=seed, correction=correction)
     if as_json:
@@ -309,15 +338,15 @@ def _print_comparison(comp, all_rows: bool) -> None:
     power = comp.settings.get("power", 0.8)
     for p in comp.probes:
         t = Table(title=escape(f"{p.probe}: B - A over {p.n_pairs} paired items (errors A={p.errors_a}, B={p.errors_b})"), title_justify="left")
-        for col in ("metric", "subgroup", "n", "A", "B", "B-A", "95% CI", "MDE", "p (corr.)", ""):
-            t.add_column(col, justify="right" if col not in ("metric", "subgroup") else "left")
+        for col in ("metric", "source", "subgroup", "n", "A", "B", "B-A", "95% CI", "MDE", "p (corr.)", "sig."):
+            t.add_column(col, justify="right" if col not in ("metric", "source", "subgroup") else "left")
         hidden = 0
         for r in p.rows:
             if not all_rows and r.subgroup and not r.significant:
                 hidden += 1
                 continue
             name = f"{r.metric} (headline)" if r.metric == p.headline and not r.subgroup and r.source == "metric" else r.metric
-            t.add_row(escape(name), escape(r.subgroup or "all"), str(r.n), display.fmt(r.value_a), display.fmt(r.value_b),
+            t.add_row(escape(name), r.source, escape(r.subgroup or "all"), str(r.n), display.fmt(r.value_a), display.fmt(r.value_b),
                       display.fmt(r.diff), display.fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters), display.fmt(r.mde),
                       display.fmt(r.p_adjusted), "*" if r.significant else "")
         display.stdout.print(t)
@@ -331,8 +360,8 @@ def _print_comparison(comp, all_rows: bool) -> None:
             display.stdout.print("  flips        " + escape(", ".join(f"{k}={v}" for k, v in p.flip_counts.items())))
         for w in p.warnings:
             display.stdout.print(f"  warning      {escape(w)}")
-    display.stdout.print(f"MDE: the smallest change detectable at alpha {alpha:g} with power {power:g} at the row's n; "
-                         "* = significant after correction.")
+    display.stdout.print(f"source: metric = the probe's aggregate, outcome = a per-item outcome. MDE: the smallest change "
+                         f"detectable at alpha {alpha:g} with power {power:g} at the row's n; * = significant after correction.")
 
 
 @app.command()
@@ -353,7 +382,7 @@ def gate(
     from rai_audit.compare import load_comparison
     from rai_audit.gate import format_table, gate_for_comparison
 
-    store = _open_store(db)
+    store = _open_existing_store(db)
     result = gate_for_comparison(load_comparison(store, comparison), policy)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
@@ -389,7 +418,7 @@ def report(
         result = verify(verify_file, None, db_url=db)
         typer.echo(result.format_text())
         raise typer.Exit(result.exit_code)
-    store = _open_store(db)
+    store = _open_existing_store(db)
     if run:
         rec = store.get_run(target or "latest")
         data = build_report(store, run_id=rec.run_id, signoff=fields or None)
@@ -417,7 +446,7 @@ def verify(
     """
     from rai_audit.store.integrity import verify_store
 
-    result = verify_store(_open_store(db))
+    result = verify_store(_open_existing_store(db))
     typer.echo(result.format_text())
     raise typer.Exit(0 if result.ok else 1)
 
@@ -520,10 +549,14 @@ def dashboard(
 
     Example: rai-audit dashboard --db ~/.local/share/rai-audit/results.sqlite --port 8501
     """
+    import os
+
     try:
         from dashboards.launch import run_dashboard
     except ImportError as e:
         raise UserError(f"The dashboard needs the 'dashboard' extra (Streamlit, Altair): {e}. Install: pip install 'rai-audit[dashboard]'.") from None
+    if db or os.environ.get("RAI_AUDIT_DB"):
+        _check_store_exists(db)  # a mistyped --db is an error, not an empty dashboard
     raise typer.Exit(run_dashboard(db, host=host, port=port))
 
 
@@ -614,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     # typer 0.29 vendors click; its base classes are exported here as typer.Exit, typer.Abort
     # and the usage errors' common base, typer.BadParameter.__mro__'s ClickException.
     click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    if hasattr(signal, "SIGPIPE"):  # `rai-audit show latest | head` ends quietly, not with exit 1
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         code = app(args=argv, prog_name="rai-audit", standalone_mode=False)
         code = code if isinstance(code, int) else 0

@@ -130,23 +130,40 @@ def describe_profile(p: Profile) -> str:
             f"{p.max_new_tokens} tokens per generation probe; {p.items} items per scoring probe")
 
 
-def next_steps(db_url: str, outcome: Any) -> list[str]:
-    """The tour's commands for this demo's store, exactly as a user can paste them (a test runs
-    each one as printed)."""
+def cli_prog() -> str:
+    """How a shell reaches this rai-audit: ``rai-audit`` when that name on PATH is this very
+    installation, else the absolute path of this environment's script (``make demo`` does not
+    activate the virtual environment, so ``rai-audit`` alone may not be found)."""
+    import shlex
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "rai-audit"
+    found = shutil.which("rai-audit")
+    if found and here.exists() and Path(found).resolve() == here.resolve():
+        return "rai-audit"
+    return shlex.quote(str(here)) if here.exists() else "rai-audit"
+
+
+def next_steps(db_url: str, outcome: Any, prog: str | None = None) -> list[str]:
+    """The tour's commands for this demo's store, exactly as a user can paste them from any
+    directory (a test runs each one as printed)."""
     import shlex
 
+    prog = prog or cli_prog()
     db = f"--db {shlex.quote(db_url)}"
-    lines = ["next steps (each command works as printed):"]
+    lines = ["next steps (each command works as printed, from any directory):"]
     if outcome.reports.get("html"):
         lines.append(f"  open the report:    {outcome.reports['html']}")
     lines += [
-        f"  rai-audit runs {db}",
-        f"  rai-audit show {outcome.tuned_run[:12]} {db}",
-        f"  rai-audit compare {outcome.base_run[:12]} {outcome.tuned_run[:12]} {db}",
+        f"  {prog} runs {db}",
+        f"  {prog} show {outcome.tuned_run[:12]} {db}",
     ]
     if outcome.comparison_id:
-        lines.append(f"  rai-audit gate {outcome.comparison_id[:12]} {db}")
+        lines.append(f"  {prog} gate {outcome.comparison_id[:12]} {db}   # the audit's verdict, under its own policy")
+    lines.append(f"  {prog} compare {outcome.base_run[:12]} {outcome.tuned_run[:12]} {db}   "
+                 "# the paired tables again (saved as an ad-hoc comparison, judged by the default policy)")
     if outcome.reports.get("html"):
-        lines.append(f"  rai-audit report --verify {shlex.quote(outcome.reports['html'])}")
-    lines.append(f"  rai-audit dashboard {db}")
+        lines.append(f"  {prog} report --verify {shlex.quote(outcome.reports['html'])}")
+    lines.append(f"  {prog} dashboard {db}")
     return lines

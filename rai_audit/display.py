@@ -23,10 +23,9 @@ stderr = Console(stderr=True, highlight=False)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
+    """A metric value with a fixed number of decimals (1.0 prints as 1.000, like its neighbours)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if float(value).is_integer() and abs(value) >= 1:
-        return str(int(value))
     return f"{value:.{digits}f}"
 
 
@@ -70,10 +69,11 @@ def run_errors(r: RunRecord, width: int = 120) -> str:
 def runs_table(runs: Sequence[RunRecord]) -> Table:
     t = Table(title=f"{len(runs)} run(s)", title_justify="left")
     for col in ("run", "created (UTC)", "kind", "model", "probes", "status", "errors"):
-        t.add_column(col, overflow="fold")
+        # identifiers stay whole; long lists and messages wrap at commas and spaces, not mid-word
+        t.add_column(col, no_wrap=col in ("run", "created (UTC)", "kind", "status"), overflow="fold" if col == "model" else "ellipsis")
     for r in runs:
         t.add_row(
-            r.run_id[:12], _when(r), r.kind, escape(r.model_reference or "-"), escape(",".join(r.probes)),
+            r.run_id[:12], _when(r), r.kind, escape(r.model_reference or "-"), escape(", ".join(r.probes)),
             r.status, escape(run_errors(r)),
         )
     return t

@@ -10,8 +10,9 @@ whole 95% CI is judged:
 * ``use: ci`` is a non-inferiority test with three outcomes. With ``w(d)`` the worsening a
   change ``d`` means (see below) and ``[lo, hi]`` the CI of ``d``:
   **pass** when the CI rules out a worsening beyond the margin (max of w over the CI <= limit);
-  **fail** when the worsening is significant (min of w over the CI > 0, i.e. the CI excludes
-  "no worse") *and* the point estimate is beyond the margin;
+  **fail** when the change is significant (the comparison's multiplicity-corrected p-value, the
+  same mark ``compare`` and the report show; for a row without one, the CI excluding "no
+  worse") *and* its point estimate is a worsening beyond the margin;
   **inconclusive** otherwise: the CI is too wide to tell. An inconclusive audit is its own verdict
   (exit 3), so a release pipeline can choose to block on it like a failure.
 
@@ -390,15 +391,22 @@ def evaluate_row(rule: Rule, row: DiffRow, *, min_items: int = MIN_ITEMS, min_cl
         reason = f"worsening{dist} {w_point:+.4g} {'beyond' if failed else 'within'} the allowed {limit:.4g}"
         return GateRow(**base, limit=limit, checked=w_point, verdict="fail" if failed else "pass", reason=reason)
     w_min, w_max = worsening_range(side, row.ci_low, row.ci_high, value_a, target)
+    # "Significant" is the comparison's own verdict on the row (the multiplicity-corrected p, as
+    # `compare` and the report mark it); without a p-value, the CI excluding "no worse".
+    significant = bool(row.significant) if row.p_adjusted is not None else w_min > _EPS
+    change = "change" if side == "either" else f"worsening{dist}"
     if w_max <= limit + _EPS:
         verdict: RowVerdict = "pass"
-        reason = f"the CI rules out a worsening{dist} beyond {limit:.4g} (worst case {w_max:+.4g})"
-    elif w_min > _EPS and w_point > limit + _EPS:
+        reason = f"the CI rules out a {change} beyond {limit:.4g} (worst case {w_max:+.4g})"
+    elif significant and w_point > limit + _EPS:
         verdict = "fail"
-        reason = f"significant worsening{dist}: {w_point:+.4g}, beyond the allowed {limit:.4g} (CI excludes no change)"
+        shown = f"{row.diff:+.4g}" if side == "either" else f"{w_point:+.4g}"
+        reason = f"significant {change} of {shown}, beyond the allowed {limit:.4g}" + (
+            " either way (the metric declares no better direction)" if side == "either" else "")
     else:
         verdict = "inconclusive"
-        reason = f"the CI is too wide to tell: worsening{dist} between {w_min:+.4g} and {w_max:+.4g}, allowed {limit:.4g}"
+        reason = (f"the CI is too wide to tell: {change} between {w_min:+.4g} and {w_max:+.4g}, allowed {limit:.4g}"
+                  + ("" if significant or w_point <= limit + _EPS else "; the change is not significant"))
     return GateRow(**base, limit=limit, checked=w_max, verdict=verdict, reason=reason)
 
 

@@ -59,8 +59,8 @@ def test_the_next_steps_the_demo_prints_work_as_printed(tmp_path, shared_data):
     """The demo's closing lines are commands a user pastes: run each exactly as printed (split as
     a shell would), with no RAI_AUDIT_DB in the environment, from another directory."""
     import shlex
+    import shutil
     import subprocess
-    import sys
 
     from rai_audit import demo as d
     from rai_audit.audit import run_audit
@@ -79,18 +79,20 @@ def test_the_next_steps_the_demo_prints_work_as_printed(tmp_path, shared_data):
     store = Store.open(f"sqlite:///{tmp_path / 'demo.sqlite'}")
     outcome = run_audit(cfg, store=store, formats="html")
     lines = d.next_steps(store.display_url, outcome)
-    commands = [ln.strip() for ln in lines if ln.strip().startswith("rai-audit ")]
-    assert [c.split()[1] for c in commands] == ["runs", "show", "compare", "gate", "report", "dashboard"], lines
+    commands = [ln.strip() for ln in lines[1:] if not ln.strip().startswith("open the report")]
+    assert [shlex.split(c, comments=True)[1] for c in commands] == ["runs", "show", "gate", "compare", "report", "dashboard"], lines
+    prog = shlex.split(commands[0])[0]
+    assert prog == "rai-audit" and shutil.which("rai-audit") or os.access(prog, os.X_OK), prog  # callable as printed
     env = {k: v for k, v in os.environ.items() if k != "RAI_AUDIT_DB"}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for command in commands:
-        argv = shlex.split(command)[1:]
+        printed = shlex.split(command, comments=True)
+        argv = printed[1:]
         if argv[0] == "dashboard":
             _dashboard(argv, env, elsewhere)
             continue
-        r = subprocess.run([sys.executable, "-m", "rai_audit", *argv], capture_output=True, text=True, timeout=600,
-                           env=env, cwd=elsewhere)
+        r = subprocess.run(printed, capture_output=True, text=True, timeout=600, env=env, cwd=elsewhere)
         assert r.returncode in ((0, 1, 3) if argv[0] == "gate" else (0,)), f"{command}\n{r.stdout}\n{r.stderr}"
         assert "Traceback" not in r.stderr
         if argv[0] == "gate":

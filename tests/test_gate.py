@@ -14,11 +14,15 @@ from rai_audit.gate import Policy, Rule, evaluate_gate, evaluate_row, format_tab
 from tests.test_compare import fake_loader, planted_store  # noqa: F401 - fixture
 
 
-def row(diff, lo, hi, *, a=0.4, better="lower", metric="m", subgroup="", probe="p"):
+def row(diff, lo, hi, *, a=0.4, better="lower", metric="m", subgroup="", probe="p", significant=None):
+    """A comparison row; ``significant`` defaults to what the CI says (it excludes 0)."""
+    if significant is None:
+        significant = lo is not None and hi is not None and (lo > 0 or hi < 0)
+    p = 0.001 if significant else 0.5
     return DiffRow(
         probe=probe, metric=metric, subgroup=subgroup, source="metric", method="test", n=100,
         value_a=a, value_b=a + diff if not math.isnan(diff) else math.nan, diff=diff, ci_low=lo, ci_high=hi,
-        p_value=0.5, p_adjusted=0.5, significant=False, mde=0.1, better=better, kind="ratio",
+        p_value=p, p_adjusted=p, significant=significant, mde=0.1, better=better, kind="ratio",
     )
 
 
@@ -38,6 +42,8 @@ def test_point_vs_ci_lower_is_better():
     assert g.verdict == "inconclusive" and g.checked == 0.07 and g.limit == 0.05 and g.bad_direction == "increase"
     # significant rise (CI excludes 0) with the point beyond the margin: fail
     assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(0.08, 0.03, 0.13)).verdict == "fail"
+    # the CI excludes 0 but the corrected p-value does not call it significant: not a failure
+    assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(0.08, 0.03, 0.13, significant=False)).verdict == "inconclusive"
     # significant rise, but the point within the margin and the CI crossing it: inconclusive
     assert evaluate_row(Rule(max_abs_change=0.05, use="ci"), row(0.04, 0.01, 0.07)).verdict == "inconclusive"
     # the CI rules out a rise beyond the margin: pass, even though the rise is significant

@@ -199,7 +199,9 @@ def test_runs_shows_why_a_finetune_failed(tmp_path):
 def test_sigterm_on_the_dashboard_stops_its_server_child(tmp_path):
     from tests.test_readme_tour import _dashboard
 
-    env = {**os.environ, "RAI_AUDIT_DB": f"sqlite:///{tmp_path / 's.sqlite'}"}
+    db = f"sqlite:///{tmp_path / 's.sqlite'}"
+    Store.open(db).close()
+    env = {**os.environ, "RAI_AUDIT_DB": db}
     _dashboard(["dashboard"], env, tmp_path, stop=signal.SIGTERM)  # raises if the port is still served
 
 
@@ -214,3 +216,42 @@ def test_each_demo_profile_has_its_own_folder(tmp_path):
     ignored = subprocess.run(["git", "check-ignore", "-q", "rai-audit-demo/quick/results.sqlite"],
                              cwd=Path(__file__).resolve().parents[1])
     assert ignored.returncode == 0  # the demo's default output folder is git-ignored
+
+
+def test_an_unchanged_audit_still_names_its_reports(tmp_path, shared_data):
+    """Re-running an unchanged audit does nothing new, and still says where its reports are."""
+    from rai_audit.audit import run_audit
+    from rai_audit.config import parse_config
+
+    model = str(tiny_model_dir("llama"))
+    cfg = parse_config({"name": "again", "models": {"base": model, "tuned": model},
+                        "probes": [{"name": "crows_pairs", "params": {"limit": 8}}], "runtime": {"bootstrap": 50},
+                        "output_dir": str(tmp_path / "out")})
+    store = Store.open(f"sqlite:///{tmp_path / 's.sqlite'}")
+    first = run_audit(cfg, store=store, formats="html,json")
+    second = run_audit(cfg, store=store, formats="html,json")
+    assert second.unchanged and second.comparison_id == first.comparison_id
+    assert second.reports == first.reports and set(second.reports) == {"html", "json"}
+
+
+def test_a_closed_pipe_is_not_a_failed_gate(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.sqlite'}"
+    with Store.open(db) as s:
+        for i in range(500):  # more output than a pipe buffers, so the writer meets the closed pipe
+            s.create_run(kind="finetune", run_key=f"k{i}", model_id=None, model_reference=f"m{i}", probes=[],
+                         config={}, provenance={}, scorer=None, datasets={}, seed=0)
+    r = subprocess.run(f"{sys.executable} -m rai_audit runs -n 500 --db {db} | head -1; echo \"${{PIPESTATUS[0]}}\"",
+                       shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    status = int(r.stdout.strip().splitlines()[-1])
+    assert status in (0, 141), r  # killed by SIGPIPE like any Unix tool, never exit 1 ("gate failed")
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "latest"], ["gate", "latest"], ["compare", "a", "b"],
+                                     ["report", "latest"], ["verify"], ["dashboard"]])
+def test_a_mistyped_store_path_is_exit_2_and_creates_nothing(tmp_path, command):
+    missing = tmp_path / "no" / "such" / "dir" / "results.sqlite"
+    r = rai(*command, "--db", f"sqlite:///{missing}", timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"No results store at {missing}" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "no").exists()

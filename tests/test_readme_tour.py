@@ -70,9 +70,18 @@ def _dashboard(argv: list[str], env: dict[str, str], cwd: Path, stop: int = sign
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while True:  # the whole process group (the launcher and its server child) must be gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a dashboard process outlived the signal"
+        time.sleep(0.2)
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # raises if a child is still serving the port
+        # SO_REUSEADDR: closed connections in TIME_WAIT do not count, a socket still listening does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))  # raises if anything still serves the port
 
 
 @pytest.mark.slow

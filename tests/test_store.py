@@ -767,19 +767,25 @@ def test_verify_finds_tampering_without_a_report(store, tmp_path):
 
     run_id = _fill_every_table(store)
     store.add_event(run_id, "completed")
+    ft = store.create_run(kind="finetune", run_key="ft", model_id=None, model_reference="default", probes=[],
+                          config={}, provenance={}, scorer=None, datasets={}, seed=0)
+    store.add_metrics(ft, [MetricRow("finetune", "loss", "step=1", 2.5, 512)])
+    store.add_event(ft, "completed")
     assert store.get_comparison("latest").result_sha256
     clean = verify_store(store)
-    assert clean.ok and clean.runs_checked == 1 and clean.comparisons_checked == 1, clean.format_text()
+    assert clean.ok and clean.runs_checked == 2 and clean.comparisons_checked == 1, clean.format_text()
     # tamper: drop the guards (as a hand edit would), rewrite a record and a comparison
     from rai_audit.store import ddl
 
     with store.engine.begin() as conn:
-        for tbl in ("records", "comparisons"):
+        for tbl in ("records", "comparisons", "metrics"):
             for stmt in ddl.drop_triggers_sql(store.dialect, tbl):
                 conn.exec_driver_sql(stmt)
+        conn.execute(sa.update(metadata.tables["metrics"]).where(metadata.tables["metrics"].c.run_id == ft).values(value=0.1))
         conn.execute(sa.update(metadata.tables["records"]).values(record={"item_id": "i1", "outcomes": {"correct": 0.0}}))
         conn.execute(sa.update(metadata.tables["comparisons"]).values(result={"delta": 9.0}))
     bad = verify_store(store)
     text = bad.format_text()
     assert not bad.ok and "STORE INTEGRITY FAILED" in text
     assert f"run {run_id}: its records changed" in text and "comparison" in text and "trigger(s) missing" in text
+    assert f"run {ft}: its metrics changed" in text  # finetune runs are sealed too (their losses)

@@ -304,3 +304,15 @@ def translate_error(exc: BaseException, url: str | URL, doing: str = "using") ->
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def missing_sqlite_file(url: str | os.PathLike | None) -> Path | None:
+    """The SQLite file ``url`` names when it does not exist yet (else None: it exists, or the
+    store is PostgreSQL or in memory). Commands that only read use this to refuse a mistyped
+    ``--db`` instead of creating an empty store there."""
+    resolved = resolve_url(url)
+    parsed = parse_url(resolved)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = sqlite_path(parsed)
+    return path if path is not None and not path.exists() else None

@@ -95,8 +95,6 @@ def verify_store(store: Any) -> IntegrityReport:
     if missing:
         report.problems.append(f"append-only trigger(s) missing: {', '.join(missing)} (someone dropped them; rows may have been changed)")
     for run in store.list_runs():
-        if run.kind != "probe":
-            continue
         sealed = (run.status_detail or {}).get(SEAL_KEY) if run.status in COMPLETED else None
         if not sealed:
             report.runs_unsealed += 1
