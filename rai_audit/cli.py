@@ -35,7 +35,6 @@ db_app = typer.Typer(help="Inspect and migrate the results store schema.", no_ar
 app.add_typer(db_app, name="db")
 
 _state: dict[str, Any] = {"quiet": False, "verbose": False}
-EXIT_CODES_HELP = "Exit codes: 0 pass/success, 1 gate failed, 2 usage or input error, 3 gate inconclusive, 70 internal error (-v for the traceback), 130 interrupted."
 
 DB_HELP = "Results store URL (sqlite:///path, postgresql+psycopg://...) or SQLite path. Default: RAI_AUDIT_DB, else ~/.local/share/rai-audit/results.sqlite."
 

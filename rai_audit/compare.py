@@ -407,7 +407,6 @@ def _row(probe: str, metric: str, subgroup: str, source: str, res: PairedDiff, m
     )
 
 
-
 def _outcome_rows(probe: str, pairs: list[tuple[dict, dict]], better_map: Mapping[str, str], **kw) -> list[DiffRow]:
     keys: list[str] = []
     for ra, rb in pairs:

@@ -13,6 +13,12 @@ Why it is shaped this way:
 * **Errors are rows.** A scorer failure on a text, or a model failure on an item, becomes that
   item's error record (never a score of 0); the run ends ``completed_with_errors`` with counts.
 * **The model is loaded lazily.** When every answer is already cached, no model is loaded.
+* **One run key, one run.** Finding, creating and running a key's run happen under the store's
+  advisory lock for that key, so two identical commands started together (a cron overlap, a
+  double click in CI) make one run: the second waits and then reuses the first one's run.
+* **Bad input fails before the store changes.** The model is resolved (truncated weights are
+  found from the safetensors header), the device is checked and every probe's data is loaded
+  before a run row is written.
 """
 
 from __future__ import annotations
