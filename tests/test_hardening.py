@@ -140,6 +140,7 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path, shared_data, command)
 
 
 def test_internal_error_is_exit_70_with_one_line(tmp_path):
+    Store.open(f"sqlite:///{tmp_path}/s.sqlite").close()  # an existing store: the planted bug is what fails
     code = ("import sys\n"
             "import rai_audit.store.store as st\n"
             "def boom(*a, **k): raise KeyError('planted')\n"
