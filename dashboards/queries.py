@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards.views import audit_comparison, comparison_summary
+from dashboards.views import comparison_summary
 from rai_audit.store import MetricRow, RunRecord, Store
 
 LIST_TTL = 5  # seconds: run lists and statuses (a job may be writing)
@@ -115,13 +115,6 @@ def comparison_dict(url: str | None, comparison_id: str) -> dict[str, Any] | Non
 def pair_comparisons(url: str | None, run_a: str, run_b: str) -> list[dict[str, Any]]:
     """The saved comparisons of exactly (A, B) that the pages can read, newest first."""
     return [c for c in list_comparisons(url) if c["run_a"] == run_a and c["run_b"] == run_b and c.get("valid", True)]
-
-
-def saved_comparison_id(url: str | None, run_a: str, run_b: str) -> str | None:
-    """The audit's own comparison of exactly (A, B) (the newest whose result records the audit's
-    policy), else the newest saved one, else None."""
-    chosen = audit_comparison(pair_comparisons(url, run_a, run_b))
-    return None if chosen is None else chosen["comparison_id"]
 
 
 @st.cache_data(ttl=DATA_TTL, show_spinner=False, max_entries=8)

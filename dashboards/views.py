@@ -255,32 +255,6 @@ def row_verdict(verdicts: Iterable[str]) -> str:
     return next((v for v in VERDICTS if v in got), "-")
 
 
-def gate_summary(gate: Mapping[str, Any], comp: Mapping[str, Any], policy: str | None = None) -> dict[str, Any]:
-    """A gate result dict with the verdict interface's keys filled in where the gate code that
-    made it predates them: policy_name, policy_sha256, what_if, label and counts."""
-    d = dict(gate)
-    stored = comp.get("policy") if isinstance(comp.get("policy"), Mapping) else None
-    if not d.get("policy_name"):
-        d["policy_name"] = policy if policy is not None else (stored or {}).get("name") or "default"
-    if not d.get("policy_sha256") and policy is None and stored:
-        d["policy_sha256"] = stored.get("sha256") or ""
-    d.setdefault("what_if", policy is not None and stored is not None)
-    if stored is None:  # an ad-hoc comparison: whatever policy judges it, none is the audit's
-        d["what_if"] = False
-        if "no audit policy" not in str(d.get("label") or ""):
-            d["label"] = f"{d['policy_name']} policy (no audit policy recorded)"
-    elif not d.get("label"):
-        d["label"] = f"what-if: {d['policy_name']} policy" if d["what_if"] else f"audit policy: {d['policy_name']}"
-    if not d.get("counts"):
-        counts = {v: 0 for v in VERDICTS}
-        for r in d.get("rows", []):
-            v = "insufficient" if r.get("verdict") == "skipped" else r.get("verdict")
-            if v in counts:
-                counts[v] += 1
-        d["counts"] = counts
-    return d
-
-
 def gate_title(gate: Mapping[str, Any]) -> str:
     """ "Gate: PASS — audit policy: demo (sha256 abcd1234)" (plain text)."""
     sha = str(gate.get("policy_sha256") or "")
@@ -303,34 +277,18 @@ def counts_text(gate: Mapping[str, Any]) -> str:
 
 def gate_verdicts(comp: Mapping[str, Any], policy: str | None = None) -> dict[str, Any]:
     """The gate result (dict) of a comparison: under the audit's own policy when ``policy`` is
-    None, else under the bundled or file policy ``policy`` (a what-if). Uses
-    :func:`rai_audit.gate.gate_for_comparison` where it exists; otherwise the policy stored with
-    the comparison, else its stored verdict, else the bundled default policy."""
-    from rai_audit import gate as g
+    None, else under the bundled or file policy ``policy``, labelled a what-if
+    (:func:`rai_audit.gate.gate_for_comparison`)."""
+    from rai_audit.gate import gate_for_comparison
 
-    fn = getattr(g, "gate_for_comparison", None)
-    if fn is not None:
-        return gate_summary(fn(comp, policy).to_dict(), comp, policy)
-    stored = comp.get("policy") if isinstance(comp.get("policy"), Mapping) else None
-    if policy is None and stored and isinstance(stored.get("content"), Mapping):
-        d = g.evaluate_gate(g.load_policy(stored["content"]), comp).to_dict()
-    elif policy is None and stored and isinstance(comp.get("gate"), Mapping) and comp["gate"].get("verdict"):
-        d = dict(comp["gate"])
-    else:
-        d = g.evaluate_gate(g.load_policy(policy or "default"), comp).to_dict()
-        if policy is None:
-            d["policy_name"] = "default"
-    return gate_summary(d, comp, policy)
+    return gate_for_comparison(comp, policy).to_dict()
 
 
 def bundled_policies() -> list[str]:
     """Names of the policies bundled under data/policies/."""
-    from rai_audit import gate as g
+    from rai_audit.gate import bundled_policy_names
 
-    fn = getattr(g, "bundled_policy_names", None)
-    if fn is not None:
-        return list(fn())
-    return sorted(p.stem for p in g.bundled_policy_path("default").parent.glob("*.yaml"))
+    return bundled_policy_names()
 
 
 # ------------------------------------------------------------------------------ compare
@@ -338,16 +296,13 @@ def bundled_policies() -> list[str]:
 
 def _too_few(n: Any, clusters: Any = None) -> str | None:
     """ "n/a (n=1)" / "n/a (1 cluster)" where a CI would rest on fewer than two items or
-    clusters, else None (as :func:`rai_audit.display.ci_unavailable`)."""
+    clusters, else None (:func:`rai_audit.display.ci_unavailable`; NaN counts are unknown)."""
+    from rai_audit.display import ci_unavailable
+
     def count(k: Any) -> int | None:
         return None if k is None or (isinstance(k, float) and math.isnan(k)) else int(k)
 
-    n, clusters = count(n), count(clusters)
-    if n is not None and n < 2:
-        return f"n/a (n={n})"
-    if clusters is not None and clusters < 2:
-        return f"n/a ({clusters} cluster)"
-    return None
+    return ci_unavailable(count(n), count(clusters))
 
 
 def ci_shown(lo: Any, hi: Any, n: Any, clusters: Any = None) -> tuple[float | None, float | None]:

@@ -676,7 +676,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rai-audit: internal error: {type(e).__name__}: {e}{where}. This is a bug in rai-audit, not in "
               f"your input; re-run with -v for the traceback and report it (exit {EXIT_INTERNAL}).", file=sys.stderr)
         return EXIT_INTERNAL
-    return 0
 
 
 def _interrupted() -> None:

@@ -83,10 +83,6 @@ MIN_CLUSTERS = 6
 DEFAULT_POLICY = "default"
 
 
-def _is_pattern(text: str) -> bool:
-    return any(ch in text for ch in "*?[")
-
-
 class Rule(BaseModel):
     """One gate rule; see the module docstring for the meaning of each field."""
 
@@ -300,7 +296,7 @@ def check_targets(policy: Policy, declared: Mapping[str, Sequence[str]], where: 
 def policy_identity(source: str | Path | Mapping[str, Any], policy: Policy) -> dict[str, Any]:
     """Name, content hash and content of a policy, as stored with an audit's comparison."""
     content = policy.model_dump()
-    name = "inline policy" if isinstance(source, Mapping) else policy_name(source)
+    name = "inline" if isinstance(source, Mapping) else policy_name(source)
     return {"name": name, "sha256": sha256_json(content), "content": content}
 
 
@@ -460,7 +456,7 @@ def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | M
     warnings = small_sample_warnings(comparison, policy.min_items, policy.min_clusters)
     return GateResult(
         policy=content, rows=rows, errors=errors, max_errors=policy.max_errors, verdict=verdict,
-        policy_name=name or "inline policy", policy_sha256=sha256_json(content), what_if=what_if, recorded=recorded,
+        policy_name=name or "inline", policy_sha256=sha256_json(content), what_if=what_if, recorded=recorded,
         min_items=policy.min_items, min_clusters=policy.min_clusters, counts=counts, warnings=warnings,
     )
 

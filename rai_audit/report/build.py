@@ -24,8 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import rai_audit
 from rai_audit.compare import CHAT_PATHS, DECODING_PATHS, Comparison, _lookup, jsonable, confounders, probe_params
-from rai_audit.gate import GateResult
-from rai_audit.hashing import sha256_json
+from rai_audit.gate import MIN_CLUSTERS, MIN_ITEMS, GateResult
 from rai_audit.refusals import identity as refusal_identity
 from rai_audit.report.manifest import input_digests, store_display_url
 
@@ -85,13 +84,9 @@ NIST_MEASURE = [
 
 SIGNOFF_FIELDS = ["prepared_by", "reviewed_by", "approved_by", "date", "decision", "notes"]
 
-#: Minimum support when the gate dict does not say (rai_audit.gate's policy defaults).
-try:
-    from rai_audit.gate import MIN_CLUSTERS as _MIN_CLUSTERS, MIN_ITEMS as _MIN_ITEMS
-except ImportError:  # pragma: no cover - older gate module
-    _MIN_ITEMS, _MIN_CLUSTERS = 10, 5
-DEFAULT_MIN_ITEMS: int = _MIN_ITEMS
-DEFAULT_MIN_CLUSTERS: int = _MIN_CLUSTERS
+#: Minimum support when the report is not gated (rai_audit.gate's policy defaults).
+DEFAULT_MIN_ITEMS: int = MIN_ITEMS
+DEFAULT_MIN_CLUSTERS: int = MIN_CLUSTERS
 DEFAULT_ALPHA = 0.05
 DEFAULT_POWER = 0.8
 #: Items quoted per probe in the HTML/PDF worst-items section (the JSON report keeps them all).
@@ -99,7 +94,7 @@ SHOW_WORST = 3
 #: Subgroup rows listed per probe in the appendix (largest effects first; the JSON has all).
 SHOW_SUBGROUPS = 10
 #: Worst first: the order in which gate row verdicts combine and are listed.
-VERDICT_ORDER = ("fail", "error", "inconclusive", "insufficient", "skipped", "pass")
+VERDICT_ORDER = ("fail", "error", "inconclusive", "insufficient", "pass")
 
 
 def _missing(v: Any) -> bool:
@@ -232,11 +227,11 @@ def _summary(probes: list[dict[str, Any]], gate: Mapping[str, Any] | None) -> di
     verdict = gate["verdict"] if gate else "not gated"
     lines = []
     if gate:
-        counts = _gate_counts(gate)
+        counts = gate["counts"]
         lines.append(
-            f"Gate verdict: {verdict.upper()} under the {_policy_label(gate)}: {counts.get('fail', 0)} failing, "
+            f"Gate verdict: {verdict.upper()} under the {gate['label']}: {counts.get('fail', 0)} failing, "
             f"{counts.get('inconclusive', 0)} inconclusive, {counts.get('pass', 0)} passing and "
-            f"{counts.get('insufficient', 0) + counts.get('skipped', 0)} insufficient-data rule row(s); "
+            f"{counts.get('insufficient', 0)} insufficient-data rule row(s); "
             f"{gate.get('errors', 0)} error(s), {gate.get('max_errors', 0)} allowed."
         )
     if rows:
@@ -252,44 +247,17 @@ def _summary(probes: list[dict[str, Any]], gate: Mapping[str, Any] | None) -> di
     return {"verdict": verdict, "lines": lines, "n_rows": len(rows), "n_regressions": len(regressions), "n_improvements": len(improvements)}
 
 
-def _gate_counts(gate: Mapping[str, Any]) -> dict[str, int]:
-    counts = {v: 0 for v in VERDICT_ORDER}
-    stored = gate.get("counts")
-    if isinstance(stored, Mapping) and stored:
-        counts.update({k: int(v) for k, v in stored.items()})
-        counts["skipped"] = sum(g.get("verdict") == "skipped" for g in gate.get("rows", []))
-    else:
-        for g in gate.get("rows", []):
-            counts[g.get("verdict", "error")] = counts.get(g.get("verdict", "error"), 0) + 1
-    return counts
-
-
-def _policy_info(gate: Mapping[str, Any] | None, comp: Mapping[str, Any] | None, runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Name, sha256, label and what-if flag of the policy behind the verdict (tolerant of gate
-    dicts from before policies were named: the name then comes from the audit config's ``gate``)."""
-    stored = (comp or {}).get("policy") or None
+def _policy_info(gate: Mapping[str, Any] | None, comp: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Name, sha256, label and what-if flag of the policy behind the verdict (the gate result
+    names them; an ungated report shows the audit's stored policy, if any)."""
+    stored = (comp or {}).get("policy") or {}
     if gate is None:
-        return {"gated": False, "name": (stored or {}).get("name"), "sha256": (stored or {}).get("sha256"), "label": "not gated",
-                "what_if": False, "description": ((stored or {}).get("content") or {}).get("description", ""),
-                "audit_policy": (stored or {}).get("name")}
-    content = gate.get("policy") if isinstance(gate.get("policy"), Mapping) else {}
-    name = gate.get("policy_name")
-    if not name:
-        source = next((r.get("config", {}).get("gate") for r in runs.values() if isinstance(r.get("config"), Mapping) and r["config"].get("gate")), None)
-        name = (stored or {}).get("name") or (str(source).replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml") if source else "unnamed policy")
-    sha = gate.get("policy_sha256") or sha256_json(content)
-    what_if = gate.get("what_if")
-    if what_if is None:
-        what_if = bool(stored and stored.get("sha256") and stored.get("sha256") != sha)
-    return {"gated": True, "name": name, "sha256": sha, "label": _policy_label(gate, name, bool(what_if)), "what_if": bool(what_if),
-            "description": content.get("description", ""), "audit_policy": (stored or {}).get("name")}
-
-
-def _policy_label(gate: Mapping[str, Any], name: str | None = None, what_if: bool | None = None) -> str:
-    if gate.get("label"):
-        return str(gate["label"])
-    name = name or gate.get("policy_name") or "unnamed policy"
-    return f"what-if: {name} policy" if (what_if if what_if is not None else gate.get("what_if")) else f"audit policy: {name}"
+        return {"gated": False, "name": stored.get("name"), "sha256": stored.get("sha256"), "label": "not gated",
+                "what_if": False, "description": (stored.get("content") or {}).get("description", ""),
+                "audit_policy": stored.get("name")}
+    return {"gated": True, "name": gate["policy_name"], "sha256": gate["policy_sha256"], "label": gate["label"],
+            "what_if": bool(gate["what_if"]), "description": (gate.get("policy") or {}).get("description", ""),
+            "audit_policy": stored.get("name")}
 
 
 def _headline_metric(p: Mapping[str, Any], gate_rows: Sequence[Mapping[str, Any]]) -> str | None:
@@ -312,7 +280,7 @@ def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] |
     """Page 1 of every format: verdict and policy, what was audited, one row per probe, gate rows
     that did not pass, and a warning where a headline row rests on fewer items/clusters than the
     policy's minimum support."""
-    policy = _policy_info(gate, comp, runs)
+    policy = _policy_info(gate, comp)
     min_items = (gate or {}).get("min_items") or DEFAULT_MIN_ITEMS
     min_clusters = (gate or {}).get("min_clusters") or DEFAULT_MIN_CLUSTERS
     gate_rows = list((gate or {}).get("rows") or [])
@@ -397,7 +365,7 @@ def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] |
         "audited": audited,
         "rows": rows,
         "gate": None if gate is None else {
-            "counts": _gate_counts(gate),
+            "counts": {v: int(gate["counts"].get(v, 0)) for v in VERDICT_ORDER},
             "listed": listed,
             "errors": gate.get("errors", 0),
             "max_errors": gate.get("max_errors", 0),
