@@ -29,13 +29,14 @@ import io
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rai_audit.compare import jsonable
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_json
+from rai_audit.store import integrity
 
 SCHEMA = "rai-audit-manifest/1"
 _COMMENT = "\n<!-- rai-audit-manifest: {} -->\n"
@@ -46,16 +47,13 @@ _PDF_KEY = "/RaiAuditManifest"
 # ------------------------------------------------------------------------------ inputs
 
 
-def _metrics_digest(store: Any, run_id: str) -> str:
-    return sha256_json([jsonable(asdict(m) if is_dataclass(m) else m) for m in store.metrics(run_id)])
-
-
 def _comparison_digest(store: Any, comparison_id: str) -> str | None:
+    """The saved comparison's digest, as the store seals it; None when it is not saved (yet)."""
     get = getattr(store, "get_comparison", None)
     if get is None:
         return None
     try:
-        return sha256_json(jsonable(get(comparison_id).result))
+        return integrity.comparison_digest(get(comparison_id).result)
     except Exception:  # noqa: BLE001 - not saved (yet): the manifest says so, verify skips it
         return None
 
@@ -81,8 +79,8 @@ def input_digests(store: Any, run_ids: Sequence[str], comparison_id: str | None 
         runs[run.run_id] = {
             "config_hash": run.config_hash,
             "model_id": run.model_id,
-            "records_sha256": sha256_json(jsonable(store.records(run.run_id))),
-            "metrics_sha256": _metrics_digest(store, run.run_id),
+            # the digests the store seals a completed run with (rai_audit.store.integrity)
+            **integrity.seal(store, run.run_id),
         }
     comparison = None
     if comparison_id:
