@@ -346,6 +346,12 @@ def worsening_range(side: str, lo: float, hi: float, value_a: float | None = Non
     return min(values), max(values)
 
 
+def below_support(n: int | None, clusters: int | None, min_items: int, min_clusters: int) -> bool:
+    """Whether a row rests on fewer items or clusters than the minimum support (unknown counts
+    do not count against it). The one rule the gate, its warnings and the report apply."""
+    return (n is not None and n < min_items) or (clusters is not None and clusters < min_clusters)
+
+
 def evaluate_row(rule: Rule, row: DiffRow, *, min_items: int = MIN_ITEMS, min_clusters: int = MIN_CLUSTERS,
                  headline: str | None = None) -> GateRow:
     """Judge one comparison row by one rule (pass / fail / inconclusive / insufficient / error)."""
@@ -354,7 +360,7 @@ def evaluate_row(rule: Rule, row: DiffRow, *, min_items: int = MIN_ITEMS, min_cl
         rule=rule.label, probe=row.probe, metric=row.metric, subgroup=row.subgroup, source=row.source,
         value_a=None if _nan(row.value_a) else row.value_a, value_b=None if _nan(row.value_b) else row.value_b,
         value=None if _nan(row.diff) else row.diff, ci_low=row.ci_low, ci_high=row.ci_high, bad_direction=side,
-        n=row.n, clusters=getattr(row, "clusters", None), mde=row.mde,
+        n=row.n, clusters=row.clusters, mde=row.mde,
         headline=headline is not None and row.subgroup == "" and row.metric == headline,
     )
     need_items = rule.min_items or min_items
@@ -468,9 +474,7 @@ def small_sample_warnings(comparison: Comparison, min_items: int, min_clusters: 
         row = next((r for r in p.rows if r.source == "metric" and not r.subgroup and r.metric == p.headline), None)
         if row is None:
             continue
-        low_n = row.n is not None and row.n < min_items
-        low_k = row.clusters is not None and row.clusters < min_clusters
-        if low_n or low_k:
+        if below_support(row.n, row.clusters, min_items, min_clusters):
             what = f"n = {row.n}" + (f", {row.clusters} cluster(s)" if row.clusters is not None else "")
             out.append(f"small sample: {p.probe} {row.metric} rests on {what} (minimum {min_items} items, "
                        f"{min_clusters} clusters); its verdict is insufficient data, not a finding")

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import rai_audit
 from rai_audit.compare import CHAT_PATHS, DECODING_PATHS, Comparison, _lookup, jsonable, confounders, probe_params
-from rai_audit.gate import MIN_CLUSTERS, MIN_ITEMS, GateResult
+from rai_audit.gate import MIN_CLUSTERS, MIN_ITEMS, GateResult, below_support
 from rai_audit.refusals import identity as refusal_identity
 from rai_audit.report.manifest import input_digests, store_display_url
 
@@ -299,7 +299,8 @@ def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] |
                          "value_b": None, "diff": None, "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"),
                          "ci_text": ci_text(m.get("ci_low"), m.get("ci_high"), m.get("n")), "mde": None, "p_adjusted": None,
                          "significant": False, "better": None, "worse": None, "verdict": "not gated", "gate_reasons": [],
-                         "small_sample": bool(isinstance(m.get("n"), int) and m["n"] < min_items)})
+                         "small_sample": below_support(m.get("n") if isinstance(m.get("n"), int) else None, None,
+                                                       min_items, min_clusters)})
             continue
         metric = _headline_metric(p, gate_rows)
         overall = p.get("overall_rows", [])
@@ -311,7 +312,8 @@ def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] |
         if verdict is None:
             verdict = "not gated" if gate is None else "no rule"
         n, clusters = r.get("n"), r.get("clusters")
-        small = (isinstance(n, int) and n < min_items) or (isinstance(clusters, int) and clusters < min_clusters)
+        small = below_support(n if isinstance(n, int) else None, clusters if isinstance(clusters, int) else None,
+                              min_items, min_clusters)
         rows.append({
             **base, "metric": metric, "source": r.get("source"), "n": n, "clusters": clusters, "n_pairs": p.get("n_pairs"),
             "errors_a": p.get("errors_a"), "errors_b": p.get("errors_b"),
