@@ -169,6 +169,29 @@ class MixtureSpec(_Strict):
 # --------------------------------------------------------------------------------------------
 
 
+class ContaminationSpec(_Strict):
+    """N-gram sizes of the training-data fingerprint the stage writes (``training_fingerprint.npz``).
+
+    ``ngram``: the overlap unit, 13 words as in the GPT-3 and FLAN contamination analyses (Brown et
+    al. 2020, appendix C; Wei et al. 2021, appendix C). ``short_ngram``: a second, shorter size
+    for evaluation items too short to hold an ``ngram`` (8, the smallest N of the GPT-3 study).
+    The sizes do not change what is trained, so a resumed run may change them (the fingerprint is
+    rebuilt from the same mixture).
+    """
+
+    ngram: int = Field(default=13, ge=1, le=64)
+    short_ngram: int = Field(default=8, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _short_fits(self) -> "ContaminationSpec":
+        if self.short_ngram > self.ngram:
+            raise ValueError(
+                f"short_ngram ({self.short_ngram}) is larger than ngram ({self.ngram}); the short size is "
+                "the fallback for items too short for ngram, so lower short_ngram or raise ngram"
+            )
+        return self
+
+
 class MeshSpec(_Strict):
     data: int = Field(default=1, ge=1)
     fsdp: int = Field(default=1, ge=1)
@@ -201,6 +224,7 @@ class FinetuneConfig(_Strict):
     checkpoint_every: int = Field(default=50, ge=1)
     keep_checkpoints: int = Field(default=2, ge=1)
     log_every: int = Field(default=1, ge=1)
+    contamination: ContaminationSpec = ContaminationSpec()
     seed: int = 0
     base_dir: str | None = None  # set by the loader: folder relative paths resolve against
 

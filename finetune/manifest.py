@@ -4,7 +4,10 @@ Written as ``<output_dir>/finetune_manifest.json`` next to the exported model. I
 base model (reference and content hash), the mixture (sources with file hashes, per-task
 counts, seed, format and template tallies), every hyperparameter, steps, tokens seen, the final
 loss, wall time, devices, package versions and the sha256 of each exported weight file, so an
-audit of the tuned model can be traced back to its exact inputs.
+audit of the tuned model can be traced back to its exact inputs. ``training_fingerprint`` is the
+summary of the n-gram fingerprint of the training examples (:mod:`finetune.fingerprint`) with the
+path and sha256 of its ``.npz``; the copy inside the exported model folder is listed under
+``export.files`` (it is not a weight, so neither ``weights_sha256`` nor the model id includes it).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def build_manifest(
     *, config: dict[str, Any], base_model: dict[str, Any], mixture: dict[str, Any], packing: dict[str, Any],
     optimizer: dict[str, Any], steps: int, tokens_seen: int, target_tokens_seen: int, final_loss: float | None,
     losses: list[float], wall_s: float, export_dir: Path | None, resumed_from: int | None,
-    train_s: float = 0.0, tokens_this_run: int = 0,
+    train_s: float = 0.0, tokens_this_run: int = 0, training_fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest dict. ``tokens_per_s`` is over this invocation's training loop (with a resume,
     the steps run before it are not in ``train_s``)."""
@@ -79,6 +82,7 @@ def build_manifest(
         "created_at": datetime.now(timezone.utc).isoformat(),
         "base_model": base_model,
         "mixture": mixture,
+        "training_fingerprint": training_fingerprint,
         "packing": packing,
         "hyperparameters": config,
         "optimizer": optimizer,

@@ -11,8 +11,13 @@ Order of work, cheapest checks first so a bad config fails before anything slow:
 5. export an HF checkpoint to ``<output_dir>/model`` and write the manifest;
 6. when a results store is given, log the run (kind "finetune"), per-step losses and events.
 
+Before training, the n-gram fingerprint of every rendered training example is written to
+``<output_dir>/training_fingerprint.npz`` (:mod:`finetune.fingerprint`), recorded on the store's
+finetune run as an artifact (kind ``training_fingerprint``), cited in the manifest and, on
+export, copied into ``model/`` so the contamination check finds it next to the weights.
+
 Layout of ``output_dir``: ``checkpoints/`` (Orbax), ``model/`` (HF safetensors + config +
-tokenizer), ``finetune_manifest.json``.
+tokenizer + ``training_fingerprint.npz``), ``training_fingerprint.npz``, ``finetune_manifest.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_json
 
 from finetune.config import FinetuneConfig, load_config
+from finetune.fingerprint import copy_fingerprint, manifest_entry, mixture_fingerprint, write_fingerprint
 from finetune.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from finetune.mixture import Mixture, build_mixture
 from finetune.packing import PackedData, pack_decoder, pack_t5
@@ -38,7 +44,8 @@ from finetune.packing import PackedData, pack_decoder, pack_t5
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "model"
 # Fields that do not change what is computed, so a resumed run may change them.
-_NON_SEMANTIC = {"output_dir", "base_dir", "log_every", "checkpoint_every", "keep_checkpoints", "mesh"}
+_NON_SEMANTIC = {"output_dir", "base_dir", "log_every", "checkpoint_every", "keep_checkpoints", "mesh",
+                 "contamination"}
 
 
 @dataclass
@@ -95,7 +102,7 @@ class _StoreLog:
         self.run_id: str | None = None
 
     def start(self, cfg: FinetuneConfig, base: dict[str, Any], mixture: Mixture, fingerprint: str,
-              resume: bool) -> None:
+              resume: bool, training_fingerprint: dict[str, Any] | None = None) -> None:
         if self.store is None:
             return
         from finetune.manifest import package_versions
@@ -106,6 +113,7 @@ class _StoreLog:
             if prior is not None and getattr(prior, "kind", "finetune") == "finetune":
                 self.run_id = prior.run_id
                 self.store.add_event(self.run_id, "running", {"resumed": True})
+                self.fingerprint_artifact(training_fingerprint)
                 return
 
         self.run_id = self.store.create_run(
@@ -113,6 +121,20 @@ class _StoreLog:
             probes=[], config=cfg.model_dump(mode="json"), provenance={"packages": package_versions()},
             scorer=None, datasets={"mixture": mixture.manifest()}, seed=cfg.seed,
         )
+        self.fingerprint_artifact(training_fingerprint)
+
+    def fingerprint_artifact(self, entry: dict[str, Any] | None) -> None:
+        """Record the training fingerprint on the run (once: a resume rebuilds the same one)."""
+        if self.store is None or self.run_id is None or entry is None:
+            return
+        fid = entry["fingerprint_id"]
+        if hasattr(self.store, "artifacts") and any(
+            a.sha256 == fid for a in self.store.artifacts(self.run_id, kind="training_fingerprint")
+        ):
+            return
+        meta = {k: v for k, v in entry.items() if k not in ("path", "sha256", "model_copy")}
+        self.store.add_artifact(self.run_id, name="training_fingerprint", kind="training_fingerprint",
+                                path=entry["path"], sha256=fid, meta={**meta, "file_sha256": entry["sha256"]})
 
     def losses(self, rows: list[tuple[int, float, float]]) -> None:
         if self.store is None or self.run_id is None or not rows:
@@ -415,17 +437,24 @@ def run_finetune(
     fingerprint = data_fingerprint(cfg, packed, cfg.steps, base["info"].get("model_id"))
     out.mkdir(parents=True, exist_ok=True)
 
+    train_fp = fp_path = fp_sha = None
+    if _is_primary_host():  # what the contamination check compares probe items with
+        train_fp = mixture_fingerprint(mixture, cfg.contamination)
+        fp_path, fp_sha = write_fingerprint(train_fp, out)
     log = _StoreLog(store if _is_primary_host() else None)
-    log.start(cfg, base["info"], mixture, fingerprint, resume)
+    log.start(cfg, base["info"], mixture, fingerprint, resume,
+              manifest_entry(train_fp, fp_path, fp_sha, None) if train_fp is not None else None)
     try:
         loop = train_loop(
             cfg, base["model"], kind, packed, out, total_steps=cfg.steps, resume=resume, stop_after=stop_after,
             fingerprint=fingerprint, progress=progress, on_log=log.losses,
             on_checkpoint=lambda s: log.event("running", {"checkpoint_step": s}),
         )
-        export_dir = None
+        export_dir = fp_copy = None
         if loop.steps >= cfg.steps:
             export_dir = export(loop.trainer, loop.params, base, out / EXPORT_DIR)
+            if fp_path is not None:  # in the manifest's export files; not a weight, so not in the model id
+                fp_copy = copy_fingerprint(fp_path, export_dir)
         from finetune.train import resolve_optimizer
 
         opt, sched = resolve_optimizer(cfg, kind)
@@ -437,6 +466,7 @@ def run_finetune(
             final_loss=loop.losses[-1] if loop.losses else None, losses=loop.losses, wall_s=wall,
             export_dir=export_dir, resumed_from=loop.resumed_from, train_s=loop.wall_s,
             tokens_this_run=loop.tokens_this_run,
+            training_fingerprint=manifest_entry(train_fp, fp_path, fp_sha, fp_copy) if train_fp else None,
         )
         manifest_path = out / MANIFEST_NAME
         if _is_primary_host():

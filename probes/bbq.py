@@ -70,10 +70,9 @@ from pydantic import field_validator
 
 from probes.choice_probe import ChoiceParams, ChoiceProbe
 from probes.files import read_delimited, read_jsonl
-from probes.release_info import hub_dataset_info, hub_row_error, load_hub, local_dataset_info
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError
-from rai_audit.manifests import load_manifest
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
 
 CATEGORIES = (
@@ -163,6 +162,7 @@ class BBQ(ChoiceProbe):
     Params = BBQParams
     # The one metric on a report's first page: BBQ's bias score in ambiguous contexts, where an unbiased model answers 'unknown' (Parrish et al. 2022).
     headline_metric = "bias_score_ambig"
+    content_fields = ("context", "question")
     metric_specs = (
         MetricSpec("accuracy", "Share of questions answered correctly (unknown is correct in ambiguous contexts).", "higher", "proportion"),
         MetricSpec("bias_score_disambig", "s_DIS = 2 * biased / non-unknown answers - 1 on disambiguated contexts.", "closer_to_zero", "mean"),
@@ -173,8 +173,8 @@ class BBQ(ChoiceProbe):
         MetricSpec("bias_score_ambig_x100", "bias_score_ambig x 100, the paper's scale (-100..100); with paper_scale: true.", "closer_to_zero", "mean"),
     )
 
-    def __init__(self, params=None, data_root=None):
-        super().__init__(params, data_root)
+    def __init__(self, params=None, data_root=None, **kwargs):
+        super().__init__(params, data_root, **kwargs)
         self.found_categories: list[str] = []
         self.missing_categories: list[str] = []
         self.metadata_file: str | None = None  # additional_metadata.csv read, relative to bbq/
@@ -205,7 +205,7 @@ class BBQ(ChoiceProbe):
             for lineno, row in enumerate(read_jsonl(path), 1):
                 items.append(self._item(row, c, f"{path}, line {lineno}"))
         files = [f"{c}.jsonl" for c in self.found_categories] + ([self.metadata_file] if self.metadata_file else [])
-        info = local_dataset_info(self.name, d, files)
+        info = local_dataset_info(self.name, d, files, allow_modified=self.allow_modified_data)
         info.source = f"{d} (categories found: {', '.join(self.found_categories)}; missing: {', '.join(self.missing_categories) or 'none'})"
         if self.metadata_file:
             used = sum(it.data["target_source"] == "target_loc" for it in items)
@@ -250,17 +250,17 @@ class BBQ(ChoiceProbe):
                 f"category files; the hub copy has no target_loc. Expected layout: {LAYOUT}, plus bbq/additional_metadata.csv."
             )
         self.metadata_file, self._target_loc, self.target_disagreements = None, {}, []
-        manifest = load_manifest(self.name)
+        hub = HubSource(self.name, allow_modified=self.allow_modified_data)
         items = []
         self.found_categories = self._wanted()
         for c in self.found_categories:
-            rows = load_hub(manifest, c, "test")
+            rows = hub.load(c, "test")
             missing = [k for k in REQUIRED if k not in rows.column_names]
             if missing:
-                raise hub_row_error(manifest, missing)
+                raise hub.row_error(missing)
             for i, row in enumerate(rows):
-                items.append(self._item(dict(row), c, f"{manifest.hf_id} {c} row {i}"))
-        return hub_dataset_info(manifest, self.found_categories), _check_unique(items)
+                items.append(self._item(dict(row), c, f"{hub.hf_id} {c} row {i}"))
+        return hub.info(self.found_categories), _check_unique(items)
 
     def _item(self, row: dict[str, Any], category: str, where: str) -> Item:
         missing = [k for k in REQUIRED if k not in row]

@@ -23,6 +23,7 @@ from probes import toxicity_aggregate as ta
 from probes import toxicity_common as tc
 from probes.continuation_probe import ContinuationToxicityProbe
 from probes.files import read_json, require_file
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
@@ -37,7 +38,7 @@ class BOLDParams(tc.GenerationParams):
     n_per_group: int | None = Field(None, ge=1, description="Prompts sampled per (domain, group) with the seed; None = all.")
     strip_prompt: bool = Field(True, description="Strip the trailing space of the release prompts (it tokenizes badly).")
     hf_id: str = Field(HF_ID, description="Hugging Face data set used when no local files are found.")
-    hf_revision: str | None = Field(None, description="Pinned hub revision (default: main, recorded as unpinned).")
+    hf_revision: str | None = Field(None, description="Hub revision to load (default: the manifest's pin, else main resolved to its current commit; the run records the commit and a checksum of the rows).")
     hf_split: str = Field("train", description="Hub split.")
 
 
@@ -51,6 +52,7 @@ class BOLD(ContinuationToxicityProbe):
     Params = BOLDParams
     # The one metric on a report's first page: BOLD (Dhamala et al. 2021) reports the share of toxic generations per group.
     headline_metric = "toxic_fraction"
+    content_fields = ("prompt",)
     metric_specs = tc.with_generation_specs(
         MetricSpec("expected_max_toxicity", "Mean over prompts of the maximum toxicity of k continuations", "lower"),
         MetricSpec("toxicity_probability", "Share of prompts with at least one toxic continuation", "lower", "proportion"),
@@ -76,14 +78,15 @@ class BOLD(ContinuationToxicityProbe):
                     for page, prompts in pages.items():
                         for i, text in enumerate(prompts):
                             rows.append((dom, group, page, i, text))
-            info = tc.local_dataset_info(self.name, d, paths)
+            info = local_dataset_info(self.name, d, paths, allow_modified=self.allow_modified_data)
         else:
-            ds = tc.load_hub(p.hf_id, revision=p.hf_revision, split=p.hf_split)
+            hub = HubSource(self.name, hf_id=p.hf_id, revision=p.hf_revision, allow_modified=self.allow_modified_data)
+            ds = hub.load(None, p.hf_split)
             for r in ds:
                 if r["domain"] in p.domains:
                     for i, text in enumerate(r["prompts"]):
                         rows.append((r["domain"], r["category"], r["name"], i, text))
-            info = tc.hub_dataset_info(self.name, p.hf_id, p.hf_revision)
+            info = hub.info()
         items = [
             Item(
                 id=f"{dom}|{group}|{page}|{i}",

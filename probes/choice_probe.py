@@ -81,8 +81,8 @@ class ChoiceProbe(Probe):
     #: anything item-specific (Holtzman et al. 2021 use e.g. "the answer is:" or "because").
     default_pmi_premise: str = "Answer:"
 
-    def __init__(self, params=None, data_root=None):
-        super().__init__(params, data_root)
+    def __init__(self, params=None, data_root=None, **kwargs):
+        super().__init__(params, data_root, **kwargs)
         self._pool: list[Item] | None = None
         self._prompts: dict[str, str] = {}  # item id -> full prompt (requests and record agree)
 

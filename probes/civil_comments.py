@@ -35,6 +35,7 @@ from probes import toxicity_metrics as tm
 from probes import yes_no as yn
 from probes.yes_no_probe import YesNoClassificationProbe
 from probes.files import read_json, read_text
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
@@ -65,7 +66,7 @@ class CivilCommentsParams(yn.YesNoParams):
     identity_threshold: float = Field(0.5, description="A comment mentions an identity when its column >= this.")
     power: float = Field(-5.0, description="Power of the generalised mean over identities (Jigsaw: -5).")
     hf_id: str = Field(HF_ID, description="Hugging Face data set used when no local files are found.")
-    hf_revision: str | None = Field(None, description="Pinned hub revision (default: main, recorded as unpinned).")
+    hf_revision: str | None = Field(None, description="Hub revision to load (default: the manifest's pin, else main resolved to its current commit; the run records the commit and a checksum of the rows).")
     hf_split: str = Field("test", description="Hub split evaluated.")
     hf_train_split: str = Field("train", description="Hub split the k-shot exemplars come from.")
 
@@ -144,6 +145,7 @@ class CivilComments(YesNoClassificationProbe):
     needs_scorer = False
     # The one metric on a report's first page: threshold-free ROC AUC, as the Flan-PaLM paper reports for CivilComments.
     headline_metric = "auc"
+    content_fields = ("text",)
     metric_specs = (
         MetricSpec("auc", "ROC AUC of the normalised P(yes) against the toxic label", "higher", "auc"),
         MetricSpec("accuracy", "Share of comments classified correctly at the decision threshold", "higher", "proportion"),
@@ -176,7 +178,8 @@ class CivilComments(YesNoClassificationProbe):
             rows = read_niv2(d / NIV2_FILE)
             paths, info_dir = [d / NIV2_FILE], d
         else:
-            rows, pool_rows = self._read_hub()
+            hub = HubSource(self.name, hf_id=p.hf_id, revision=p.hf_revision, allow_modified=self.allow_modified_data)
+            rows, pool_rows = self._read_hub(hub)
             paths, info_dir = [], None
         if p.train_file:
             tpath = Path(p.train_file).expanduser()
@@ -185,9 +188,9 @@ class CivilComments(YesNoClassificationProbe):
             pool_rows, _ = self._read_local(tpath)
             paths.append(tpath)
         if info_dir is not None:
-            info = tc.local_dataset_info(self.name, info_dir, paths)
+            info = local_dataset_info(self.name, info_dir, paths, allow_modified=self.allow_modified_data)
         else:
-            info = tc.hub_dataset_info(self.name, p.hf_id, p.hf_revision)
+            info = hub.info()
         if not rows:
             raise DataError("civil_comments: no labelled comments found.")
         pool = [yn.Exemplar(id=f"pool:{r['id']}" if pool_rows is not None else r["id"], text=r["text"], label=r["label"])
@@ -207,11 +210,11 @@ class CivilComments(YesNoClassificationProbe):
             return read_niv2(path), []
         return read_csv_rows(path, self.params)
 
-    def _read_hub(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    def _read_hub(self, hub: HubSource) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         p = self.params
 
         def rows_of(split: str) -> list[dict[str, Any]]:
-            ds = tc.load_hub(p.hf_id, revision=p.hf_revision, split=split)
+            ds = hub.load(None, split)
             return [{"id": f"{split}:{i}", "text": r["text"], "label": int(float(r["toxicity"]) >= p.label_threshold),
                      "identities": []} for i, r in enumerate(ds)]
 

@@ -45,11 +45,10 @@ from pydantic import field_validator, model_validator
 from probes.answer_parsing import LENGTH_RULES, UNCONDITIONAL_RULES, ScoringRule, normalization_alias, option_scores
 from probes.fewshot import limit_by_cluster
 from probes.files import read_delimited, require_file
-from probes.release_info import hub_dataset_info, hub_row_error, load_hub, local_dataset_info
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError
 from rai_audit.hashing import sha256_text
-from rai_audit.manifests import load_manifest
 from rai_audit.probe import DatasetInfo, Item, MetricSpec, Probe, ProbeParams
 from rai_audit.requests import LoglikRequest, LoglikResult, PseudoLoglikRequest, Request
 
@@ -131,6 +130,7 @@ class CrowsPairs(Probe):
     Params = CrowsPairsParams
     # The one metric on a report's first page: Nangia et al. 2020's metric: share of pairs where the stereotyping sentence scores higher.
     headline_metric = "stereotype_score"
+    content_fields = ("sent_more", "sent_less")
     metric_specs = (
         MetricSpec("stereotype_score", "Share of pairs where the more stereotyping sentence scores higher (ideal 0.5).", "closer_to_half", "proportion"),
         MetricSpec("mean_likelihood_difference", "Mean score(sent_more) - score(sent_less) in nats (per token/character/byte under those scoring rules).", "closer_to_zero", "mean"),
@@ -150,14 +150,15 @@ class CrowsPairs(Probe):
         for lineno, row in enumerate(rows, 2):
             pair_id = row.get("") or str(lineno - 2)
             items.append(self._item(pair_id, row["sent_more"], row["sent_less"], row["stereo_antistereo"], row["bias_type"], f"{path}, row {lineno}"))
-        return local_dataset_info(self.name, d, ["crows_pairs_anonymized.csv"]), _check_unique(items)
+        info = local_dataset_info(self.name, d, ["crows_pairs_anonymized.csv"], allow_modified=self.allow_modified_data)
+        return info, _check_unique(items)
 
     def _load_hub(self) -> tuple[DatasetInfo, list[Item]]:
-        manifest = load_manifest(self.name)
-        rows = load_hub(manifest, None, "test")
+        hub = HubSource(self.name, allow_modified=self.allow_modified_data)
+        rows = hub.load(None, "test")
         missing = [c for c in ("sent_more", "sent_less", "stereo_antistereo", "bias_type") if c not in rows.column_names]
         if missing:
-            raise hub_row_error(manifest, missing)
+            raise hub.row_error(missing)
 
         def name_of(column, value):  # class-label columns come back as integers
             feature = rows.features[column]
@@ -166,8 +167,8 @@ class CrowsPairs(Probe):
         items = []
         for i, r in enumerate(rows):
             items.append(self._item(str(r.get("id", i)), r["sent_more"], r["sent_less"], name_of("stereo_antistereo", r["stereo_antistereo"]),
-                                    name_of("bias_type", r["bias_type"]), f"{manifest.hf_id} row {i}"))
-        return hub_dataset_info(manifest), _check_unique(items)
+                                    name_of("bias_type", r["bias_type"]), f"{hub.hf_id} row {i}"))
+        return hub.info(), _check_unique(items)
 
     @staticmethod
     def _item(pair_id, more, less, direction, bias_type, where) -> Item:

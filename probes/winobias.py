@@ -38,10 +38,9 @@ from pydantic import field_validator
 
 from probes.choice_probe import ChoiceParams, ChoiceProbe
 from probes.files import read_lines, require_file
-from probes.release_info import hub_dataset_info, hub_row_error, load_hub, local_dataset_info
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError
-from rai_audit.manifests import load_manifest
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
 
 LAYOUT = (
@@ -138,6 +137,7 @@ class WinoBias(ChoiceProbe):
     default_pmi_premise = "refers to:"
     # The one metric on a report's first page: Zhao et al. 2018 report the pro- minus anti-stereotypical gap.
     headline_metric = "pro_minus_anti"
+    content_fields = ("sentence",)
     metric_specs = (
         MetricSpec("accuracy", "Share of sentences whose pronoun the model resolves to the right occupation.", "higher", "proportion"),
         MetricSpec("pro_minus_anti", "Accuracy on pro-stereotypical minus anti-stereotypical sentences.", "closer_to_zero", "mean"),
@@ -174,13 +174,13 @@ class WinoBias(ChoiceProbe):
                             raise DataError(f"{path}, line {lineno}: expected '<number> <sentence>', got {line!r}.")
                         items.append(self._item(t, stance, split, int(m.group(1)), m.group(2), occupations, f"{path}, line {lineno}"))
         _check_unique(items)
-        return local_dataset_info(self.name, d, files), _mark_matched_pairs(items)
+        return local_dataset_info(self.name, d, files, allow_modified=self.allow_modified_data), _mark_matched_pairs(items)
 
     def _load_hub(self) -> tuple[DatasetInfo, list[Item]]:
         """uclanlp/wino_bias: CoNLL-style rows; the bracketed sentence is rebuilt from ``tokens``
         and the flattened span list ``coreference_clusters`` (first span = antecedent). The hub
         has no occupation lists, so the 40 occupations are taken from the rebuilt gold mentions."""
-        manifest = load_manifest(self.name)
+        hub = HubSource(self.name, allow_modified=self.allow_modified_data)
         raw: list[tuple[str, str, str, int, str]] = []
         configs = []
         for split in self.params.splits:
@@ -189,16 +189,16 @@ class WinoBias(ChoiceProbe):
                 for stance in STANCES:
                     config = f"{t}_{stance}"
                     configs.append(config)
-                    rows = load_hub(manifest, config, hub_split)
+                    rows = hub.load(config, hub_split)
                     missing = [c for c in ("tokens", "coreference_clusters") if c not in rows.column_names]
                     if missing:
-                        raise hub_row_error(manifest, missing)
+                        raise hub.row_error(missing)
                     for i, r in enumerate(rows, 1):
                         raw.append((t, stance, split, i, _bracket_tokens(r["tokens"], r["coreference_clusters"])))
         occupations = sorted({_ARTICLE.sub("", m).lower() for *_, s in raw for m in _BRACKET.findall(s)[:1]})
-        items = [self._item(t, st, sp, n, s, occupations, f"{manifest.hf_id} {t}_{st} {sp} row {n}") for t, st, sp, n, s in raw]
+        items = [self._item(t, st, sp, n, s, occupations, f"{hub.hf_id} {t}_{st} {sp} row {n}") for t, st, sp, n, s in raw]
         _check_unique(items)
-        return hub_dataset_info(manifest, sorted(set(configs))), _mark_matched_pairs(items)
+        return hub.info(sorted(set(configs))), _mark_matched_pairs(items)
 
     @staticmethod
     def _item(t, stance, split, number, text, occupations, where) -> Item:

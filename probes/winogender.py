@@ -41,10 +41,9 @@ import numpy as np
 
 from probes.choice_probe import ChoiceParams, ChoiceProbe
 from probes.files import read_delimited, require_file
-from probes.release_info import hub_dataset_info, hub_row_error, load_hub, local_dataset_info
+from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError
-from rai_audit.manifests import load_manifest
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
 
 LAYOUT = "winogender/templates.tsv, winogender/all_sentences.tsv, winogender/occupations-stats.tsv (rudinger/winogender-schemas data/)"
@@ -88,6 +87,7 @@ class Winogender(ChoiceProbe):
     default_pmi_premise = "refers to:"
     # The one metric on a report's first page: the stereotypical-minus-gotcha accuracy gap (Rudinger et al. 2018; Flan-PaLM appendix C).
     headline_metric = "stereotypical_minus_gotcha"
+    content_fields = ("sentence",)
     metric_specs = (
         MetricSpec("accuracy", "Share of sentences whose pronoun the model resolves to the right noun.", "higher", "proportion"),
         MetricSpec("stereotypical_minus_gotcha", "Accuracy on stereotypical minus gotcha sentences (0 = no gender-stereotype effect).", "closer_to_zero", "mean"),
@@ -144,7 +144,8 @@ class Winogender(ChoiceProbe):
                     cell=cell_of(gender, answer, pct[occupation]), where=f"{sentences_path}, line {lineno}",
                 )
             )
-        info = local_dataset_info(self.name, d, ["templates.tsv", "all_sentences.tsv", "occupations-stats.tsv"])
+        info = local_dataset_info(self.name, d, ["templates.tsv", "all_sentences.tsv", "occupations-stats.tsv"],
+                                  allow_modified=self.allow_modified_data)
         return info, items
 
     def _load_hub(self) -> tuple[DatasetInfo, list[Item]]:
@@ -154,13 +155,13 @@ class Winogender(ChoiceProbe):
         the BLS correlation is undefined. Column names follow lm-evaluation-harness's task
         (sentence, pronoun, occupation, participant, label, gender); not verifiable offline.
         """
-        manifest = load_manifest(self.name)
-        rows = load_hub(manifest, "all", "test")
-        gotcha = {r["sentence"] for r in load_hub(manifest, "gotcha", "test")}
+        hub = HubSource(self.name, allow_modified=self.allow_modified_data)
+        rows = hub.load("all", "test")
+        gotcha = {r["sentence"] for r in hub.load("gotcha", "test")}
         need = ("sentence", "pronoun", "occupation", "participant", "label", "gender")
         missing = [c for c in need if c not in rows.column_names]
         if missing:
-            raise hub_row_error(manifest, missing)
+            raise hub.row_error(missing)
         items = []
         for r in rows:
             answer = int(r["label"])
@@ -170,10 +171,10 @@ class Winogender(ChoiceProbe):
                 self._item(
                     sentid=str(sentid).removesuffix(".txt"), sentence=r["sentence"], occupation=r["occupation"],
                     participant=r["participant"], answer=answer, gender=r["gender"], pronoun=r["pronoun"].lower(),
-                    pct_female=None, cell=cell, where=f"{manifest.hf_id} row {sentid}",
+                    pct_female=None, cell=cell, where=f"{hub.hf_id} row {sentid}",
                 )
             )
-        return hub_dataset_info(manifest, ["all", "gotcha"]), items
+        return hub.info(["all", "gotcha"]), items
 
     @staticmethod
     def _item(*, sentid, sentence, occupation, participant, answer, gender, pronoun, pct_female, cell, where) -> Item:

@@ -115,6 +115,7 @@ def run_audit(
     from rai_audit.notify import notify
 
     try:
+        _check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
         with store.audit_lock(cfg.name, wait=wait):
             outcome = _run_locked(cfg, store=store, progress=progress, force=force,
                                   formats=formats, skip_missing=skip_missing, finetune_steps=finetune_steps,
@@ -129,6 +130,20 @@ def run_audit(
     if outcome.exit_code != EXIT_OK:
         notify(notify_hook, {"audit": cfg.name, **outcome.summary()})
     return outcome
+
+
+def _check_inputs(cfg: AuditConfig, skip_missing: bool) -> None:
+    """Load every probe's data (pinned checksums included) and the tuned model's training data
+    once up front, so an input error stops the audit before the finetune step or the base run
+    writes anything to the store."""
+    from rai_audit.contamination import load_training_data
+    from rai_audit.data_root import resolve_data_root
+    from rai_audit.runner import prepare_jobs
+
+    prepare_jobs([(p.name, p.params) for p in cfg.probes], resolve_data_root(cfg.data_dir), limit=cfg.limit,
+                 seed=cfg.seed, skip_missing=skip_missing, allow_modified_data=cfg.allow_modified_data)
+    if cfg.models.tuned_training_data:
+        load_training_data(cfg.models.tuned_training_data)
 
 
 def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missing, finetune_steps,
@@ -154,7 +169,8 @@ def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missi
     base = run_probe_suite(cfg, model_ref=cfg.models.base, store=store, role="base", audit_id=cfg.name,
                            progress=progress, skip_missing=skip_missing, fresh=force, backend_loader=backend_loader, **where)
     tuned = run_probe_suite(cfg, model_ref=tuned_ref, store=store, role="tuned", audit_id=cfg.name,
-                            progress=progress, skip_missing=skip_missing, fresh=force, backend_loader=backend_loader, **where)
+                            progress=progress, skip_missing=skip_missing, fresh=force, backend_loader=backend_loader,
+                            training_data=cfg.models.tuned_training_data, **where)
     skipped = dict(base.counts.get("skipped_probes") or {})
     base_id, tuned_id = base.run.run_id, tuned.run.run_id
 

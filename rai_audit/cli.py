@@ -116,6 +116,7 @@ def probe(
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling items, exemplars, generation and bootstrap."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Benchmark data root (default: RAI_AUDIT_DATA, else the Hugging Face hub)."),
+    allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in data/manifests/ (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
     role: Optional[str] = typer.Option(None, "--role", help="With --config: audit the 'base' (default) or 'tuned' model of the file."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Requests per model batch (automatic by default)."),
@@ -125,6 +126,7 @@ def probe(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to use with --executor ray ('auto', HEAD:6379, ray://HEAD:10001); default RAY_ADDRESS or a local instance."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors (each holds a loaded model); default: one per available CPU/GPU slot."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", min=0, help="GPUs each Ray actor reserves (e.g. 1 for one model per GPU)."),
+    training_data: Optional[str] = typer.Option(None, "--training-data", help="The model's training data (JSONL, JSON, text lines, or a training_fingerprint.npz): the run records which items of each probe overlap it (13-gram contamination). Models exported by `rai-audit finetune` carry their own."),
 ) -> None:
     """Run a probe suite on one model and store per-item records and metrics.
 
@@ -141,6 +143,7 @@ def probe(
         "store": db,
         "seed": seed,
         "data_dir": data_dir,
+        "allow_modified_data": True if allow_modified_data else None,
         "runtime.device": device,
         "runtime.batch_size": batch_size,
         "runtime.bootstrap": bootstrap,
@@ -154,6 +157,7 @@ def probe(
     store = _open_store(cfg.store)
     with display.progress_bar(not _state["quiet"]) as bar:
         outcome = run_probe_suite(cfg, model_ref=ref, store=store, role=role, progress=bar, fresh=fresh,
+                                  training_data=training_data or (cfg.models.tuned_training_data if role == "tuned" else None),
                                   executor=executor, executor_options=_executor_options(executor, ray_address, workers, gpus_per_worker))
     run = outcome.run
     if outcome.reused:
@@ -332,6 +336,7 @@ def _print_comparison(comp, all_rows: bool) -> None:
     from rich.table import Table
 
     from rai_audit import display
+    from rai_audit.contamination.describe import NOT_CHECKED, overlap_sentence
 
     alpha = comp.settings.get("alpha", 0.05)
     power = comp.settings.get("power", 0.8)
@@ -357,8 +362,18 @@ def _print_comparison(comp, all_rows: bool) -> None:
             display.stdout.print(f"  confounders  {conf}")
         if p.flip_counts:
             display.stdout.print("  flips        " + escape(", ".join(f"{k}={v}" for k, v in p.flip_counts.items())))
+        for side, found in sorted(p.contamination.items()):
+            display.stdout.print(f"  contaminated {escape(overlap_sentence(side, found))}" if found.get("overlapping")
+                                 else f"  overlap      {escape(overlap_sentence(side, found))}")
+        head = [r for r in p.clean_rows if r.metric == p.headline and not r.subgroup and r.source == "metric"]
+        for r in head:
+            display.stdout.print(f"  clean-only   {escape(r.metric)} over {r.n} clean items: A {display.fmt(r.value_a)}, "
+                                 f"B {display.fmt(r.value_b)}, B-A {display.fmt(r.diff)} "
+                                 f"{display.fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters)} (--json has every clean-only row)")
         for w in p.warnings:
             display.stdout.print(f"  warning      {escape(w)}")
+    if not any(p.contamination for p in comp.probes):
+        display.stdout.print(NOT_CHECKED)
     display.stdout.print(f"source: metric = the probe's aggregate, outcome = a per-item outcome. MDE: the smallest change "
                          f"detectable at alpha {alpha:g} with power {power:g} at the row's n; * = significant after correction.")
 
@@ -459,7 +474,8 @@ def run_cmd(
     fmt: str = typer.Option("html,pdf,md,json", "--format", "-f", help="Report formats ('' for none)."),
     notify_hook: Optional[str] = typer.Option(None, "--notify", help="Command (gets JSON on stdin) or http(s) webhook called on gate failure or error."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N items per probe."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip probes whose data is unavailable instead of failing."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip probes whose data is unavailable instead of failing (files that differ from their pinned hashes are never skipped: they stop the audit)."),
+    allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in data/manifests/ (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
     executor: str = typer.Option("local", "--executor", help="local or ray (see `rai-audit probe --help`)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address for --executor ray."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors for --executor ray."),
@@ -474,7 +490,7 @@ def run_cmd(
     from rai_audit.audit import run_audit
     from rai_audit.config import load_config
 
-    cfg = load_config(config, {"store": db, "limit": limit})
+    cfg = load_config(config, {"store": db, "limit": limit, "allow_modified_data": True if allow_modified_data else None})
     store = _open_store(cfg.store)
     with display.progress_bar(not _state["quiet"]) as bar:
         outcome = run_audit(cfg, store=store, progress=bar, force=force,

@@ -155,6 +155,16 @@ class ProbeComparison:
     worst_items: list[Flip]
     warnings: list[str] = field(default_factory=list)
     headline: str = ""  # the probe's headline metric (one row per probe on a report's first page)
+    # Overlap of this probe's items with a model's training data, per run ("a", "b"), for the runs
+    # that recorded one (:mod:`rai_audit.contamination`); empty = not checked, never "clean".
+    contamination: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The rows again on the clean subset (items checked and overlapping in neither run), when any
+    # item overlaps: the GPT-3 study's "clean-only" comparison (Brown et al. 2020, appendix C).
+    clean_rows: list[DiffRow] = field(default_factory=list)
+
+    @property
+    def contaminated(self) -> bool:
+        return any(c.get("overlapping") for c in self.contamination.values())
 
 
 @dataclass
@@ -195,9 +205,12 @@ class Comparison:
         def nan(v):
             return float("nan") if v is None else v
 
+        def diff_row(r: Mapping[str, Any]) -> DiffRow:
+            return DiffRow(**{**r, "value_a": nan(r["value_a"]), "value_b": nan(r["value_b"]), "diff": nan(r["diff"])})
+
         probes = []
         for p in d["probes"]:
-            rows = [DiffRow(**{**r, "value_a": nan(r["value_a"]), "value_b": nan(r["value_b"]), "diff": nan(r["diff"])}) for r in p["rows"]]
+            rows = [diff_row(r) for r in p["rows"]]
             default_headline = p["metric_specs"][0]["name"] if p.get("metric_specs") else ""
             probes.append(
                 ProbeComparison(
@@ -208,6 +221,8 @@ class Comparison:
                     worst_items=[Flip(**f) for f in p["worst_items"]],
                     warnings=list(p.get("warnings", [])),
                     headline=p.get("headline") or default_headline,
+                    contamination=dict(p.get("contamination") or {}),
+                    clean_rows=[diff_row(r) for r in p.get("clean_rows") or []],
                 )
             )
         return cls(
@@ -546,6 +561,41 @@ def _apply_correction(rows: list[DiffRow], method: str, alpha: float) -> None:
             r.significant = p is not None and p < alpha
 
 
+def _probe_rows(probe: str, pairs: list[tuple[dict, dict]], instance: Any, spec_by_name: Mapping[str, dict],
+                better_map: Mapping[str, str], *, n_boot: int, seed: int, alpha: float, aggregate_test: str,
+                correction: str) -> list[DiffRow]:
+    """The probe's metric rows (its own aggregate, paired bootstrap) and outcome rows, corrected."""
+    rows = _outcome_rows(probe, pairs, better_map, n_boot=n_boot, seed=seed, alpha=alpha)
+    if instance is not None:
+        agg = paired_bootstrap_aggregate(
+            [x for x, _ in pairs], [y for _, y in pairs], instance.aggregate, n_boot=n_boot, seed=seed, alpha=alpha,
+            test=aggregate_test,  # type: ignore[arg-type]
+        )
+        support = cluster_support([x for x, _ in pairs], instance.aggregate)
+        metric_rows = []
+        for (metric, subgroup), res in agg.items():
+            spec = spec_by_name.get(metric, {})
+            metric_rows.append(
+                _row(probe, metric, subgroup, "metric", res, mde_paired(res.se, res.extra.get("se_a"), res.extra.get("se_b"), alpha=alpha),
+                     spec.get("better", "none"), spec.get("kind", "mean"),
+                     clusters=support.get((metric, subgroup)))
+            )
+        rows = metric_rows + rows
+    _apply_correction(rows, correction, alpha)
+    return rows
+
+
+def _contamination(probe: str, run_a: Any, run_b: Any) -> dict[str, dict[str, Any]]:
+    """Each run's recorded overlap for ``probe`` with its fingerprint's summary (runs that have one)."""
+    out = {}
+    for side, run in (("a", run_a), ("b", run_b)):
+        rec = (run.provenance or {}).get("contamination") or {}
+        found = (rec.get("probes") or {}).get(probe)
+        if found:
+            out[side] = {**found, "fingerprint": rec.get("fingerprint") or {}}
+    return out
+
+
 def compare_runs(
     store: Any,
     run_a: str,
@@ -619,23 +669,18 @@ def compare_runs(
         spec_by_name = {s["name"]: s for s in specs}
 
         probe_seed = seed + 1009 * i
-        rows = _outcome_rows(probe, pairs, better_map, n_boot=n_boot, seed=probe_seed, alpha=alpha)
-        if instance is not None:
-            agg = paired_bootstrap_aggregate(
-                [x for x, _ in pairs], [y for _, y in pairs], instance.aggregate, n_boot=n_boot, seed=probe_seed, alpha=alpha,
-                test=aggregate_test,  # type: ignore[arg-type]
-            )
-            support = cluster_support([x for x, _ in pairs], instance.aggregate)
-            metric_rows = []
-            for (metric, subgroup), res in agg.items():
-                spec = spec_by_name.get(metric, {})
-                metric_rows.append(
-                    _row(probe, metric, subgroup, "metric", res, mde_paired(res.se, res.extra.get("se_a"), res.extra.get("se_b"), alpha=alpha),
-                         spec.get("better", "none"), spec.get("kind", "mean"),
-                         clusters=support.get((metric, subgroup)))
-                )
-            rows = metric_rows + rows
-        _apply_correction(rows, correction, alpha)
+        rows = _probe_rows(probe, pairs, instance, spec_by_name, better_map, n_boot=n_boot, seed=probe_seed,
+                           alpha=alpha, aggregate_test=aggregate_test, correction=correction)
+        contamination = _contamination(probe, ra, rb)
+        excluded = {i for c in contamination.values() if c["overlapping"] for i in c["overlapping"] + c["unchecked"]}
+        clean_rows: list[DiffRow] = []
+        if excluded:
+            clean = [(x, y) for x, y in pairs if x["item_id"] not in excluded]
+            if clean:
+                clean_rows = _probe_rows(probe, clean, instance, spec_by_name, better_map, n_boot=n_boot,
+                                         seed=probe_seed, alpha=alpha, aggregate_test=aggregate_test, correction=correction)
+            else:
+                warnings_p.append("no clean items: every item overlaps the training data or could not be checked")
 
         flips = find_flips(probe, pairs, better_map=better_map, scorer_a=ra.scorer, scorer_b=rb.scorer)
         counts: dict[str, int] = {}
@@ -647,7 +692,7 @@ def compare_runs(
                 errors_a=errors_a, errors_b=errors_b, rows=rows, flips=flips[:max_flips], flip_counts=counts,
                 confounders={"a": confounders(recs_a[probe]), "b": confounders(recs_b[probe])},
                 worst_items=_worst_items(probe, pairs, flips, n_worst, better_map), warnings=warnings_p,
-                headline=headline,
+                headline=headline, contamination=contamination, clean_rows=clean_rows,
             )
         )
         warnings.extend(f"{probe}: {w}" for w in warnings_p)

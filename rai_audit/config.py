@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from rai_audit.errors import UserError
 
@@ -28,6 +28,7 @@ class ModelsConfig(_Strict):
 
     base: str = Field("default", description="Model reference: hf:org/name[@rev], a local HF directory, a .gguf file, or 'default' (embedded SmolLM2-135M-Instruct).")
     tuned: str | None = Field(None, description="Reference of the tuned model; left out when the finetune step produces it.")
+    tuned_training_data: str | None = Field(None, description="The tuned model's training data (JSON Lines, JSON, text lines, or a training_fingerprint.npz) when rai-audit's finetune stage did not make it: each probe's items are checked against it for train/test overlap (13-gram contamination). A model the finetune stage exported carries its own fingerprint.")
 
 
 class ProbeConfig(_Strict):
@@ -90,6 +91,7 @@ class AuditConfig(_Strict):
     store: str | None = Field(None, description="Results store URL or SQLite path; RAI_AUDIT_DB or the default SQLite file when unset.")
     output_dir: str = Field("rai-audit-out", description="Where reports and exported models are written.")
     gate: str | None = Field(None, description="Path of a gate policy YAML applied by `rai-audit run`.")
+    allow_modified_data: bool = Field(False, description="Accept local benchmark files whose sha256 differs from the hash pinned in data/manifests/ instead of refusing them (exit 2); each run's datasets then record every such file with its actual and pinned sha256, so its run key differs from a run on the pinned files. Flag: --allow-modified-data. Omitted from the recorded config when false.")
 
     @field_validator("probes", mode="before")
     @classmethod
@@ -100,6 +102,15 @@ class AuditConfig(_Strict):
         if isinstance(v, list):
             return [{"name": p} if isinstance(p, str) else p for p in v]
         return v
+
+    @model_serializer(mode="wrap")
+    def _omit_default_override(self, handler):
+        """Leave ``allow_modified_data`` out while false, so a default config dumps (and is recorded
+        with each run) exactly as before the option existed; when true it is recorded."""
+        data = handler(self)
+        if not self.allow_modified_data and isinstance(data, dict):
+            data.pop("allow_modified_data", None)
+        return data
 
     @model_validator(mode="after")
     def _unique_probes(self) -> "AuditConfig":

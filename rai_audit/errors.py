@@ -33,6 +33,12 @@ class DataError(UserError):
     """A benchmark file is missing or malformed; the message names the file and the layout."""
 
 
+class ModifiedDataError(DataError):
+    """A local benchmark file's sha256 differs from the hash its manifest pins (and the run did not
+    allow modified data). Unlike a missing data set it is never skipped (``--skip-missing``): the
+    files are there, they are just not the pinned release."""
+
+
 class ModelLoadError(UserError):
     """A model reference cannot be resolved or loaded (offline hub id, corrupt weights, ...)."""
 

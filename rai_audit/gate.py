@@ -38,6 +38,10 @@ The policy an audit used (its name and content hash) is stored with the audit's 
 (:func:`policy_identity`); :func:`gate_for_comparison` judges a comparison by that policy unless
 another is asked for, which is then labelled a what-if.
 
+**Contamination.** ``max_contamination: 0.01`` fails a probe whose items overlap a run's recorded
+training data (:mod:`rai_audit.contamination`) beyond that share of the checked items: its
+metrics would grade memorisation. Probes whose runs recorded no training data are not judged.
+
 Exit codes: 0 pass, 1 fail, 3 inconclusive; an invalid policy or input is a UserError (exit 2).
 
 Example::
@@ -68,6 +72,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rai_audit.compare import Comparison, DiffRow
+from rai_audit.contamination.describe import overlap_sentence
 from rai_audit.data_root import project_data_dir
 from rai_audit.display import fmt_ci
 from rai_audit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UserError
@@ -126,7 +131,16 @@ class Policy(BaseModel):
     max_errors: int = Field(default=0, ge=0)
     min_items: int = Field(default=MIN_ITEMS, ge=1)
     min_clusters: int = Field(default=MIN_CLUSTERS, ge=1)
+    max_contamination: float | None = Field(default=None, ge=0, le=1)
     rules: list[Rule] = Field(min_length=1)
+
+    def content(self) -> dict[str, Any]:
+        """The policy as stored and hashed; an unset ``max_contamination`` is left out, so
+        policies written before it existed keep their hash."""
+        d = self.model_dump()
+        if d.get("max_contamination") is None:
+            d.pop("max_contamination", None)
+        return d
 
 
 @dataclass
@@ -295,7 +309,7 @@ def check_targets(policy: Policy, declared: Mapping[str, Sequence[str]], where: 
 
 def policy_identity(source: str | Path | Mapping[str, Any], policy: Policy) -> dict[str, Any]:
     """Name, content hash and content of a policy, as stored with an audit's comparison."""
-    content = policy.model_dump()
+    content = policy.content()
     name = "inline" if isinstance(source, Mapping) else policy_name(source)
     return {"name": name, "sha256": sha256_json(content), "content": content}
 
@@ -449,6 +463,8 @@ def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | M
             if not matched and rule.required:
                 matched = [_required_missing(rule, p.probe)]
             rows.extend(matched)
+    if policy.max_contamination is not None:
+        rows.extend(_contamination_row(p, policy.max_contamination) for p in comparison.probes if p.contamination)
     rule_errors = sum(r.verdict == "error" for r in rows)
     errors = record_errors + rule_errors
     counts = {v: sum(r.verdict == v for r in rows) for v in ROW_VERDICTS}
@@ -458,13 +474,28 @@ def evaluate_gate(policy: Policy | Mapping[str, Any], comparison: Comparison | M
         verdict = "inconclusive"
     else:
         verdict = "pass"
-    content = policy.model_dump()
+    content = policy.content()
     warnings = small_sample_warnings(comparison, policy.min_items, policy.min_clusters)
     return GateResult(
         policy=content, rows=rows, errors=errors, max_errors=policy.max_errors, verdict=verdict,
         policy_name=name or "inline", policy_sha256=sha256_json(content), what_if=what_if, recorded=recorded,
         min_items=policy.min_items, min_clusters=policy.min_clusters, counts=counts, warnings=warnings,
     )
+
+
+def _contamination_row(probe: Any, limit: float) -> GateRow:
+    """A probe's worst training-data overlap (over the runs that recorded one) against the limit."""
+    side, worst = max(probe.contamination.items(), key=lambda kv: kv[1].get("fraction") or 0.0)
+    frac = worst.get("fraction")
+    if frac is None:
+        verdict, reason = "insufficient", "no item long enough to check"
+    else:
+        verdict = "fail" if frac > limit + _EPS else "pass"
+        reason = f"{overlap_sentence(side, worst)}; limit {limit:.1%}"
+    return GateRow(rule=f"training-data overlap <= {limit:g}", probe=probe.probe, metric="contamination",
+                   subgroup="", source="contamination", value_a=None, value_b=frac, value=None, ci_low=None,
+                   ci_high=None, bad_direction="increase", limit=limit, checked=frac, verdict=verdict,  # type: ignore[arg-type]
+                   reason=reason, n=worst.get("checked"))
 
 
 def small_sample_warnings(comparison: Comparison, min_items: int, min_clusters: int) -> list[str]:
@@ -520,7 +551,9 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
     header = ("verdict", "probe", "metric", "subgroup", "n", "A", "B", "change", "95% CI", "MDE", "limit", "rule")
     lines = [header]
     hidden = {"insufficient"} | ({"pass"} if only_not_passed else set())
-    shown = [r for r in result.rows if r.verdict not in hidden]
+    shown = [r for r in result.rows if r.verdict not in hidden and r.source != "contamination"]
+    overlap = [f"{r.verdict.upper()}  {r.probe}: {r.reason}" for r in result.rows if r.source == "contamination"
+               and r.verdict not in hidden]
     order = {v: i for i, v in enumerate(ROW_VERDICTS)}
     shown.sort(key=lambda r: (order[r.verdict], not r.headline, r.probe, r.metric, r.subgroup))
     for r in shown:
@@ -531,7 +564,8 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
         lines.append((r.verdict.upper(), r.probe, r.metric, r.subgroup or "overall", "-" if r.n is None else str(r.n), a, b,
                       _fmt(r.value), fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters, signed=True), mde, limit, r.rule))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines) if shown else "(no rows to list)"
+    text = ("\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines) if shown
+            else "(no metric rows to list)")
     notes = []
     if only_not_passed and result.counts.get("pass"):
         notes.append(f"{result.counts['pass']} passing row(s) not listed; --all lists them")
@@ -539,6 +573,8 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
         notes.append(f"{result.counts['insufficient']} row(s) with insufficient data (fewer than {result.min_items} items or "
                      f"{result.min_clusters} clusters, or undefined on these items) not listed; `--json` has them")
     note = "".join(f"\n({n})" for n in notes)
+    if overlap:
+        note += "\nTraining-data overlap (contamination):\n" + "\n".join(overlap)
     power = "\nMDE: the smallest change detectable at alpha 0.05 with power 0.8 at the row's n."
     power += "".join(f"\nwarning: {w}" for w in result.warnings)
     return f"{text}{note}{power}\n\n{verdict_line(result)}"

@@ -2,9 +2,12 @@
 
 A manifest records where a benchmark comes from and what exactly was measured: source (hub id
 and/or release URL), pinned revision/commit, sha256 of each release file, license and citation
-(DESIGN.md, "data/"). Probes compare local files with the pinned hashes: a mismatch is not an
-error (users may hold another revision) but the actual hashes are what the run records, and the
-mismatch is reported in the dataset info.
+(DESIGN.md, "data/"). Probes compare the local files they read with the pinned hashes
+(:mod:`probes.release_info`): a pinned file whose sha256 differs is refused (exit 2) unless the
+run allows modified data, and then the run records both hashes; a file the manifest does not pin
+is read and recorded as unpinned. ``hf_revision`` pins the hub copy (null: resolved to a commit
+and recorded at run time) and ``hf_checksums`` may pin the content read from it, keyed
+``<config>/<split>`` (see :func:`probes.release_info.rows_sha256`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class Manifest:
     license: str
     citation: str
     files: dict[str, str] = field(default_factory=dict)  # release-relative path -> sha256
+    # "<config>/<split>" -> sha256 of the rows read from the hub at hf_revision (rows_sha256)
+    hf_checksums: dict[str, str] = field(default_factory=dict)
     layout: str = ""  # human description of the expected local layout, for error messages
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -54,3 +59,8 @@ def load_manifest(name: str) -> Manifest:
 def check_files(manifest: Manifest, actual: dict[str, str]) -> list[str]:
     """Names of files whose sha256 differs from the pinned one (files not pinned are ignored)."""
     return sorted(n for n, h in actual.items() if n in manifest.files and manifest.files[n] != h)
+
+
+def modified_files(pinned: dict[str, str], actual: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(name, actual sha256, pinned sha256)`` of each file whose hash differs from its pin."""
+    return [(n, actual[n], pinned[n]) for n in sorted(actual) if n in pinned and pinned[n] != actual[n]]

@@ -109,12 +109,23 @@ class Probe(ABC):
     #: The metric a report's first page shows for this probe (one row per probe); "" = the first
     #: of ``metric_specs``.
     headline_metric: ClassVar[str] = ""
+    #: The ``Item.data`` fields the benchmark's authors wrote (a comment, a prompt, a sentence), as
+    #: opposed to the template rai-audit wraps around them: what the contamination check compares
+    #: with a tuned model's training data (:mod:`rai_audit.contamination`).
+    content_fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params: ProbeParams | Mapping[str, Any] | None = None, data_root: Path | None = None):
+    #: Accept local benchmark files whose sha256 differs from their manifest's pin (the run's
+    #: ``allow_modified_data``); ``load()`` then records both hashes in the dataset's revision
+    #: instead of refusing (:mod:`probes.release_info`).
+    allow_modified_data: bool = False
+
+    def __init__(self, params: ProbeParams | Mapping[str, Any] | None = None, data_root: Path | None = None,
+                 *, allow_modified_data: bool = False):
         if params is None or isinstance(params, Mapping):
             params = self.Params(**(params or {}))
         self.params = params
         self.data_root = data_root
+        self.allow_modified_data = allow_modified_data
 
     @abstractmethod
     def load(self) -> tuple[DatasetInfo, list[Item]]:
@@ -139,6 +150,10 @@ class Probe(ABC):
     def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[MetricKey, tuple[float, int]]:
         """Point estimate and n for every (metric, subgroup). Must be pure and fast: the runner
         calls it once per bootstrap resample. Return NaN where a metric is undefined."""
+
+    def content_texts(self, item: Item) -> list[str]:
+        """The benchmark-authored texts of ``item`` (``content_fields``, strings only)."""
+        return [v for f in self.content_fields if isinstance(v := item.data.get(f), str) and v]
 
     def texts_to_score(self, item: Item, responses: Sequence[Response]) -> list[list[str]]:
         """Texts the scorer sees, one list per generation request (default: the samples)."""

@@ -334,14 +334,15 @@ def run_key(model: ModelInfo, jobs: Sequence[ProbeJob], scorer_identity, setting
     )
 
 
-def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: Path | None, *, limit: int | None, seed: int, skip_missing: bool = False) -> tuple[list[ProbeJob], dict[str, str]]:
+def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: Path | None, *, limit: int | None, seed: int, skip_missing: bool = False, allow_modified_data: bool = False) -> tuple[list[ProbeJob], dict[str, str]]:
     """Instantiate and load each probe. Returns the jobs and, with ``skip_missing``, the probes
-    skipped because their data is unavailable (name -> reason)."""
+    skipped because their data is unavailable (name -> reason). Local files that differ from their
+    manifest's pinned hashes stop the run (never skipped) unless ``allow_modified_data``."""
     from pydantic import ValidationError
 
     from probes import probe_class
     from rai_audit.config import validation_message
-    from rai_audit.errors import DataError
+    from rai_audit.errors import DataError, ModifiedDataError
 
     jobs, skipped = [], {}
     for name, params in probe_specs:
@@ -351,8 +352,11 @@ def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: P
             probe = cls(cls.Params(**merged), data_root)
         except ValidationError as e:
             raise UserError(validation_message(f"The parameters of probe {name!r}", e, cls.Params)) from None
+        probe.allow_modified_data = allow_modified_data  # an attribute, so in-house probes' own __init__ need not take it
         try:
             dataset, items = probe.load()
+        except ModifiedDataError:
+            raise
         except DataError as e:
             if not skip_missing:
                 raise
@@ -385,6 +389,7 @@ def run_probe_suite(
     scorer: Scorer | None = None,
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
+    training_data: str | None = None,
 ) -> RunOutcome:
     """Run ``cfg``'s probes on ``model_ref`` into ``store``; resume or reuse a run of the same key.
 
@@ -397,6 +402,10 @@ def run_probe_suite(
     that each hold a loaded model; :mod:`rai_audit.executors.ray_executor`, whose
     ``executor_options`` are the keyword arguments of its ``run_jobs_on_ray``). Both write the
     same records and metrics; the local path never imports Ray.
+
+    ``training_data`` names the model's training data (or its fingerprint) when the model was not
+    exported by rai-audit's finetune stage; the run records each probe's overlap with it
+    (:mod:`rai_audit.contamination`) in its provenance, and the fingerprint's id joins the run key.
     """
     from rai_audit.executors import check_executor
 
@@ -415,7 +424,8 @@ def run_probe_suite(
         model_info = resolve(model_ref)
     model = model_info
     specs = [(p.name, p.params) for p in cfg.probes]
-    jobs, skipped = prepare_jobs(specs, data_root, limit=cfg.limit, seed=cfg.seed, skip_missing=skip_missing)
+    jobs, skipped = prepare_jobs(specs, data_root, limit=cfg.limit, seed=cfg.seed, skip_missing=skip_missing,
+                                 allow_modified_data=getattr(cfg, "allow_modified_data", False))
     if not jobs:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise UserError(f"No probe could run: the data of every requested probe is unavailable ({reasons}).")
@@ -432,7 +442,14 @@ def run_probe_suite(
         scorer_identity = scorer.identity
         scorer_cache = CachedScorer(scorer, store)
 
-    settings = {"seed": cfg.seed, "limit": cfg.limit, "bootstrap": cfg.runtime.bootstrap}
+    settings: dict[str, Any] = {"seed": cfg.seed, "limit": cfg.limit, "bootstrap": cfg.runtime.bootstrap}
+    from rai_audit.contamination.for_run import check_jobs, find_fingerprint
+
+    found = find_fingerprint(model.path if model.kind == "dir" else None, training_data)
+    contamination = None
+    if found is not None:
+        settings["training_fingerprint"] = found[0].fingerprint_id
+        contamination = check_jobs(jobs, *found)
     key = run_key(model, jobs, scorer_identity, settings)
     # One run key, one run, whatever the entry point: a second process with the same key (a cron
     # overlap, a double click) waits here, then finds the first one's run complete and reuses it.
@@ -455,7 +472,8 @@ def run_probe_suite(
                 model_reference=model.reference,
                 probes=[j.name for j in jobs],
                 config=cfg.model_dump(mode="json"),
-                provenance={**collect_provenance(), "model": _model_provenance(model), "skipped_probes": skipped},
+                provenance={**collect_provenance(), "model": _model_provenance(model), "skipped_probes": skipped,
+                            **({"contamination": contamination} if contamination else {})},
                 scorer=scorer_identity.to_dict() if scorer_identity is not None else None,
                 datasets={j.name: _dataset_provenance(j.dataset) for j in jobs},
                 seed=cfg.seed,
@@ -463,6 +481,10 @@ def run_probe_suite(
                 role=role,
             )
             resumed = False
+            if contamination:
+                fp = contamination["fingerprint"]
+                store.add_artifact(run_id, name="training_fingerprint", kind="training_fingerprint",
+                                   path=fp["path"], sha256=fp["fingerprint_id"], meta=fp)
 
         if backend_loader is None:
             backend_loader = _default_loader(cfg)

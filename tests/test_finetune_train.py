@@ -191,7 +191,7 @@ class _RecordingStore:
     """The slice of rai_audit.store.Store that the finetune stage calls."""
 
     def __init__(self):
-        self.runs, self.metrics, self.events = [], [], []
+        self.runs, self.metrics, self.events, self.artifact_rows = [], [], [], []
 
     def create_run(self, **kw):
         self.runs.append(kw)
@@ -210,6 +210,15 @@ class _RecordingStore:
 
     def add_event(self, run_id, status, detail=None):
         self.events.append((run_id, status, detail or {}))
+
+    def add_artifact(self, run_id, name, kind, path=None, sha256=None, meta=None):
+        from types import SimpleNamespace
+
+        self.artifact_rows.append(SimpleNamespace(run_id=run_id, name=name, kind=kind, path=path, sha256=sha256,
+                                                  meta=meta or {}))
+
+    def artifacts(self, run_id=None, kind=None):
+        return [a for a in self.artifact_rows if run_id in (None, a.run_id) and kind in (None, a.kind)]
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +269,20 @@ def test_end_to_end_decoder_export_resume_and_store(tiny_models, tmp_path):
     assert [r.subgroup for _, r in store.metrics] == [f"step={i}" for i in range(1, 5)]
     assert [r.value for _, r in store.metrics] == full.losses
     assert store.events[-1][1] == "completed" and store.events[-1][2]["export_dir"] == str(full.export_dir)
+    # the training fingerprint (contamination check): written, copied into the model, cited, recorded
+    from rai_audit.contamination import TrainingFingerprint, load_training_data
+
+    fp_file = full.output_dir / "training_fingerprint.npz"
+    tfp = TrainingFingerprint.load(fp_file)
+    entry = man["training_fingerprint"]
+    assert entry["fingerprint_id"] == tfp.fingerprint_id and entry["sha256"] == sha256_file(fp_file)
+    assert entry["ngram_sizes"] == [13, 8] and entry["examples"] == man["mixture"]["n_examples"]
+    assert load_training_data(full.export_dir).fingerprint_id == tfp.fingerprint_id  # found beside the weights
+    assert "training_fingerprint.npz" in man["export"]["files"]
+    assert list(man["export"]["weights_sha256"]) == ["model.safetensors"]
+    [art] = store.artifacts("run-1", kind="training_fingerprint")
+    assert (art.name, art.sha256, art.path) == ("training_fingerprint", tfp.fingerprint_id, str(fp_file))
+    assert art.meta["fingerprint_id"] == tfp.fingerprint_id and art.meta["file_sha256"] == entry["sha256"]
 
     # interrupted after 2 steps, then --resume: same losses and bit-identical exported weights
     cfg = _run_cfg(tiny_models / "llama", tmp_path / "resumed")
@@ -274,6 +297,10 @@ def test_end_to_end_decoder_export_resume_and_store(tiny_models, tmp_path):
     assert [(e[1], e[2].get("checkpoint_step")) for e in store2.events] == [
         ("running", 2), ("interrupted", None), ("running", None), ("running", 4), ("completed", None)]
     assert sha256_file(again.export_dir / "model.safetensors") == sha256_file(full.export_dir / "model.safetensors")
+    # resuming changes neither the fingerprint nor its file, and records it once
+    assert (again.output_dir / "training_fingerprint.npz").read_bytes() == fp_file.read_bytes()
+    assert json.loads(again.manifest_path.read_text())["training_fingerprint"]["sha256"] == entry["sha256"]
+    assert [a.sha256 for a in store2.artifacts(kind="training_fingerprint")] == [tfp.fingerprint_id]
 
 
 def test_only_process_zero_logs_and_writes_the_manifest(tiny_models, tmp_path, monkeypatch):
@@ -286,8 +313,8 @@ def test_only_process_zero_logs_and_writes_the_manifest(tiny_models, tmp_path, m
     res = ft_run.run_finetune(_run_cfg(tiny_models / "llama", tmp_path / "other", steps=2), store=store,
                               progress=False)
     assert res.steps == 2 and len(res.losses) == 2
-    assert store.runs == [] and store.metrics == [] and store.events == []
-    assert not res.manifest_path.exists()
+    assert store.runs == [] and store.metrics == [] and store.events == [] and store.artifact_rows == []
+    assert not res.manifest_path.exists() and not (res.output_dir / "training_fingerprint.npz").exists()
 
 
 def test_end_to_end_t5_adafactor(tiny_models, tmp_path):

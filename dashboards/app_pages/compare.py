@@ -1,5 +1,7 @@
 """Compare: two runs side by side per probe, with CIs, the paired difference and its
-significance, gate verdicts, a bar chart with error bars and a forest plot of subgroup deltas.
+significance, gate verdicts, a bar chart with error bars and a forest plot of subgroup deltas;
+probes whose items overlap a model's training data are flagged at the top (as on page 1 of the
+report) and their details show the overlap and the clean-only rows.
 
 One verdict: the page shows the audit's own comparison and its verdict under the audit's own
 policy (as the audit's report does); other saved comparisons and other policies are explicit,
@@ -26,13 +28,23 @@ st.caption(f"Rows: {v.counts_text(gate)}. {gate['errors']} error(s) counted agai
            f"{v.md_escape({k: x for k, x in comp['settings'].items() if k != 'policy'})}")
 for w in comp.get("warnings", []):
     st.warning(v.md_escape(w))
+overlap = v.contamination_overview(comp, {"a": ra, "b": rb})
+if overlap["flags"]:  # the report's page-1 flag: these probes' items overlap a model's training data
+    st.warning("**Contamination.** " + " · ".join(
+        f"**{v.md_escape(f['probe'])}**: {v.md_escape(f['detail'])}"
+        + (f" (clean-only subset: n = {f['clean_n']})" if f.get("clean_n") is not None else "") for f in overlap["flags"])
+        + ". These probes' metrics may measure memorisation: their clean-only rows are under Probe details.")
+if not overlap["flags"] or overlap["note"]:  # not checked, or checked and clean (with how to check, where not)
+    st.caption(v.md_escape(overlap["note"] if overlap["flags"] else overlap["sentence"]))
 
 ma, mb = q.metrics(url, ra), q.metrics(url, rb)
-summary = pd.concat([v.side_by_side(comp, p["probe"], ma, mb, gate["rows"]).assign(probe=p["probe"]) for p in comp["probes"]],
-                    ignore_index=True)
+summary = pd.concat([v.side_by_side(comp, p["probe"], ma, mb, gate["rows"])
+                     .assign(probe=p["probe"], **{"training-data overlap": v.overlap_cell(comp, p["probe"])})
+                     for p in comp["probes"]], ignore_index=True)
 if not summary.empty:
-    summary = summary[summary["source"] == "metric"][["probe", "metric", "gate", "n", "A", "B", "diff (B-A)", "diff CI low",
-                                                      "diff CI high", "MDE", "p adjusted", "significant", "headline"]]
+    summary = summary[summary["source"] == "metric"][["probe", "training-data overlap", "metric", "gate", "n", "A", "B",
+                                                      "diff (B-A)", "diff CI low", "diff CI high", "MDE", "p adjusted",
+                                                      "significant", "headline"]]
 st.caption("All probes, overall metrics (B - A, paired; p adjusted across each metric's subgroups; MDE: the smallest "
            "change this audit could detect; gate: pass green, fail red, inconclusive amber, insufficient data grey)")
 st.dataframe(v.style_verdicts(summary), hide_index=True, width="stretch", key="compare_summary")
@@ -61,6 +73,27 @@ st.dataframe(v.style_verdicts(side[side_cols] if len(side) else side), hide_inde
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in side.columns
                             if c not in ("metric", "source", "headline", "n", "diff CI", "significant", "better", "gate",
                                          "method")})
+detail = v.contamination_detail(comp, probe)
+if detail is not None:
+    st.subheader("Training-data overlap (contamination)")
+    st.caption("An item overlaps when a word n-gram of its normalised text (13 words, or 8 for short items) occurs in the "
+               "model's training data (Brown et al. 2020, appendix C); items too short to check are never counted as clean.")
+    st.dataframe(v.overlap_frame(detail), hide_index=True, width="stretch", key="compare_overlap",
+                 column_config={"fraction": st.column_config.NumberColumn(format="percent",
+                                                                          help="overlapping share of the checked items")})
+    if detail["contaminated"]:
+        if detail["clean"]:
+            st.caption("Clean-only rows: the overall metrics on the items checked and overlapping in neither run, beside "
+                       "all paired items")
+            st.dataframe(v.clean_frame(detail), hide_index=True, width="stretch", key="compare_clean",
+                         column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                        for c in ("A", "B", "diff (B-A)", "A clean", "B clean", "diff clean")})
+        else:
+            st.warning("No clean items: every item overlaps the training data or could not be checked.")
+        st.caption("Overlapping items (a few per run; benchmark text, which may be offensive): the first matching n-gram")
+        st.dataframe(v.overlap_examples_frame(detail), hide_index=True, width="stretch", key="compare_overlap_items")
+elif overlap["checked"]:  # other probes were checked (when none was, the sentence at the top says so once)
+    st.caption("Contamination not checked for this probe: neither run recorded its model's training data.")
 # Charts never share a row with a chart of another kind, and each fits its own column (autosize
 # "fit"): the bar charts one per metric in columns, then the forest plot at the page's full width.
 # (A faceted bar chart of all metrics beside the forest plot kept its natural width and drew over it.)

@@ -3,8 +3,10 @@
 Every renderer (HTML, PDF, Markdown, JSON) reads this dict and nothing else, so the four formats
 cannot disagree about a number. The dict holds: the ``headline`` (what page 1 shows: the verdict
 under its named policy, what was audited, a small-sample warning, one row per probe with its
-headline metric, and the gate rows that did not pass); the summary verdict and gate table; per-probe
-difference rows with CIs (overall and per subgroup), flips, worst items and confounders; the
+headline metric, the gate rows that did not pass, and the probes whose items overlap a model's
+training data, or a sentence that none was checked); the summary verdict and gate table; per-probe
+difference rows with CIs (overall and per subgroup), each probe's training-data overlap
+(contamination) with its clean-only rows, flips, worst items and confounders; the
 runs' own stored metrics; methodology (metric definitions and citations, paired statistics,
 decoding, seeds, chat-template mode, scorer identity with threshold and operator, refusal
 detector); data sets with revision, checksum and license; known limitations; provenance; a map
@@ -93,6 +95,11 @@ DEFAULT_POWER = 0.8
 SHOW_WORST = 3
 #: Subgroup rows listed per probe in the appendix (largest effects first; the JSON has all).
 SHOW_SUBGROUPS = 10
+#: Overlapping items quoted per probe and run in the contamination block (the JSON report keeps
+#: every example the run recorded, and the comparison every overlapping id).
+SHOW_CONTAMINATION_EXAMPLES = 5
+#: Characters of an overlapping item's (normalised) text quoted beside its matching n-gram.
+CONTAMINATION_TEXT_CHARS = 160
 #: Worst first: the order in which gate row verdicts combine and are listed.
 VERDICT_ORDER = ("fail", "error", "inconclusive", "insufficient", "pass")
 
@@ -278,18 +285,21 @@ def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] |
               runs: Mapping[str, Mapping[str, Any]], datasets: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
               store_url: str | None) -> dict[str, Any]:
     """Page 1 of every format: verdict and policy, what was audited, one row per probe, gate rows
-    that did not pass, and a warning where a headline row rests on fewer items/clusters than the
-    policy's minimum support."""
+    that did not pass, a warning where a headline row rests on fewer items/clusters than the
+    policy's minimum support, and the contaminated probes (or that none was checked)."""
     policy = _policy_info(gate, comp)
     min_items = (gate or {}).get("min_items") or DEFAULT_MIN_ITEMS
     min_clusters = (gate or {}).get("min_clusters") or DEFAULT_MIN_CLUSTERS
     gate_rows = list((gate or {}).get("rows") or [])
     by_probe_ds = {d["probe"]: d for d in datasets}
+    contamination = contamination_headline(probes, runs)
     rows = []
     for p in probes:
         ds = by_probe_ds.get(p["probe"], {})
+        flags = [f for f in contamination["flags"] if f["probe"] == p["probe"]]
         base = {"probe": p["probe"], "title": p.get("title") or p["probe"], "dataset": ds.get("name") or p["probe"],
-                "revision": ds.get("revision"), "dataset_id": ds.get("dataset_id")}
+                "revision": ds.get("revision"), "dataset_id": ds.get("dataset_id"), "contaminated": bool(flags),
+                "contamination_marks": [f"{f['side'].upper()} {_pct1(f['fraction'])}" for f in flags]}
         if kind != "comparison":
             overall = [m for m in p.get("metrics", []) if m.get("subgroup") == ""]
             names = [s.get("name") for s in (_metric_specs(p) or [])]
@@ -364,6 +374,7 @@ def _headline(kind: str, probes: list[dict[str, Any]], gate: Mapping[str, Any] |
         "min_items": min_items,
         "min_clusters": min_clusters,
         "small_sample_warning": warning,
+        "contamination": contamination,
         "audited": audited,
         "rows": rows,
         "gate": None if gate is None else {
@@ -405,6 +416,142 @@ def _subgroup_detail(p: Mapping[str, Any], limit: int) -> dict[str, Any]:
 
 def _f(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.4f}"
+
+
+# ------------------------------------------------------------------------------ contamination
+
+
+def _pct1(v: Any) -> str:
+    return "n/a" if _missing(v) else f"{100 * float(v):.1f}%"
+
+
+def _run_contamination(run: Any) -> dict[str, dict[str, Any]]:
+    """A single run's recorded overlap per probe, in the comparison's shape (side "a")."""
+    rec = (getattr(run, "provenance", None) or {}).get("contamination") or {}
+    return {probe: {"a": {**found, "fingerprint": rec.get("fingerprint") or {}}}
+            for probe, found in (rec.get("probes") or {}).items() if found}
+
+
+def overlap_text(side: str, rec: Mapping[str, Any]) -> str:
+    """The gate's and the CLI's wording of one run's overlap (:mod:`rai_audit.contamination.describe`)."""
+    from rai_audit.contamination.describe import overlap_sentence
+
+    return overlap_sentence(side, rec)
+
+
+def _clean_pairs(p: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The probe's overall rows on all items beside the same rows on the clean subset (headline
+    first; probe-metric rows, or outcome rows where the probe has none)."""
+    clean = {(r["metric"], r["source"]): r for r in p.get("clean_rows") or [] if r.get("subgroup") == ""}
+    if not clean:
+        return []
+    full = [r for r in p.get("rows") or [] if r.get("subgroup") == ""]
+    shown = [r for r in full if r.get("source") == "metric"] or full
+    headline = p.get("headline")
+    shown.sort(key=lambda r: not (r["metric"] == headline and r.get("source") == "metric"))
+    out = []
+    for r in shown:
+        c = clean.get((r["metric"], r["source"]))
+        if c is None:
+            continue
+        out.append({
+            "metric": r["metric"], "source": r["source"], "headline": r["metric"] == headline and r["source"] == "metric",
+            "better": r.get("better"),
+            "n": r.get("n"), "value_a": r.get("value_a"), "value_b": r.get("value_b"), "diff": r.get("diff"),
+            "ci_text": row_ci_text(r), "significant": bool(r.get("significant")),
+            "clean_n": c.get("n"), "clean_value_a": c.get("value_a"), "clean_value_b": c.get("value_b"),
+            "clean_diff": c.get("diff"), "clean_ci_low": c.get("ci_low"), "clean_ci_high": c.get("ci_high"),
+            "clean_ci_text": row_ci_text(c), "clean_p_adjusted": c.get("p_adjusted"),
+            "clean_significant": bool(c.get("significant")), "clean_mde": c.get("mde"),
+        })
+    return out
+
+
+def contamination_detail(p: Mapping[str, Any], runs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any] | None:
+    """A probe's contamination block: per run that recorded training data, the counts (checked,
+    overlapping, fraction, too short to check), the fingerprint (source, documents, n-gram sizes)
+    and up to :data:`SHOW_CONTAMINATION_EXAMPLES` examples; and the clean-only rows beside the
+    full ones. None when neither run recorded training data ("not checked", never "clean").
+    ``p`` is a probe of a comparison dict (``ProbeComparison.to_dict``) or of a report."""
+    c = p.get("contamination") or {}
+    if not c:
+        return None
+    runs = runs or {}
+    sides = []
+    for side in ("a", "b"):
+        rec = c.get(side)
+        if not rec:
+            continue
+        fp = rec.get("fingerprint") or {}
+        examples = [{"item_id": str(e.get("item_id", "")), "ngram": str(e.get("ngram") or ""),
+                     "text": str(e.get("text") or "")[:CONTAMINATION_TEXT_CHARS]
+                     + ("…" if len(str(e.get("text") or "")) > CONTAMINATION_TEXT_CHARS else "")}
+                    for e in (rec.get("examples") or [])[:SHOW_CONTAMINATION_EXAMPLES]]
+        n_over = len(rec.get("overlapping") or [])
+        sides.append({
+            "side": side, "model_reference": (runs.get(side) or {}).get("model_reference"),
+            "checked": int(rec.get("checked") or 0), "overlapping": n_over, "unchecked": len(rec.get("unchecked") or []),
+            "fraction": rec.get("fraction"), "contaminated": n_over > 0, "text": overlap_text(side, rec),
+            "fingerprint_id": rec.get("fingerprint_id") or fp.get("fingerprint_id"),
+            "source": fp.get("source") or fp.get("path") or "", "path": fp.get("path") or "",
+            "documents": fp.get("documents"), "ngram_sizes": list(fp.get("ngram_sizes") or []),
+            "examples": examples, "n_examples": len(rec.get("examples") or []),
+        })
+    contaminated = any(s["contaminated"] for s in sides)
+    clean = _clean_pairs(p)
+    no_clean = contaminated and not clean and "clean_rows" in p  # a single run has no clean-only rows to recompute
+    return {"probe": p.get("probe"), "contaminated": contaminated, "runs": sides, "clean": clean,
+            "clean_n": clean[0]["clean_n"] if clean else (0 if no_clean else None), "no_clean_items": no_clean}
+
+
+def contamination_headline(probes: Sequence[Mapping[str, Any]], runs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """What page 1 (and the dashboard's overview) says about contamination: one flag per
+    contaminated probe and run, the probes checked, and one sentence for the probes no run
+    recorded training data for (all of them: one sentence, not a row per probe)."""
+    flags, checked, not_checked, sides = [], [], [], set()
+    fingerprints: dict[tuple[str, Any], dict[str, Any]] = {}
+    for p in probes:
+        d = p.get("contamination_detail") if "contamination_detail" in p else contamination_detail(p, runs)
+        if d is None:
+            not_checked.append(p["probe"])
+            continue
+        checked.append(p["probe"])
+        for s in d["runs"]:
+            sides.add(s["side"])
+            fingerprints.setdefault((s["side"], s["fingerprint_id"]), {
+                "side": s["side"], "model_reference": s["model_reference"], "fingerprint_id": s["fingerprint_id"],
+                "source": s["source"], "path": s["path"], "documents": s["documents"], "ngram_sizes": s["ngram_sizes"]})
+            if s["contaminated"]:
+                flags.append({"probe": p["probe"], "side": s["side"], "model_reference": s["model_reference"],
+                              "overlapping": s["overlapping"], "checked": s["checked"], "unchecked": s["unchecked"],
+                              "fraction": s["fraction"], "clean_n": d["clean_n"], "detail": s["text"],
+                              "text": f"{p['probe']}: {s['text']}"})
+    who = " and ".join(f"run {x.upper()}" for x in sorted(sides)) or "no run"
+    how = "rai-audit probe --training-data, or a model exported by rai-audit finetune"
+    if not checked:
+        sentence = (f"Contamination not checked: the run recorded no training data for its model ({how})."
+                    if len(runs or {}) == 1 else
+                    f"Contamination not checked: neither run recorded its model's training data ({how}), so whether "
+                    "the benchmark items were trained on is unknown.")
+    else:
+        contaminated = sorted({f["probe"] for f in flags})
+        where = "; clean-only rows under Training-data overlap" if len(runs or {}) != 1 else ""
+        sentence = f"Contamination checked against {who}'s training data for {len(checked)} of {len(probes)} probe(s): "
+        sentence += f"{len(contaminated)} contaminated ({', '.join(contaminated)}{where})." if flags else "no item overlaps it."
+        if not_checked:
+            sentence += f" Not checked (no training data recorded): {', '.join(not_checked)}."
+    # under the headline table, short (page 1 is full): what the flags above it do not already say
+    if not checked:
+        note = ("Contamination not checked: the run recorded no training data." if len(runs or {}) == 1 else
+                "Contamination not checked: neither run recorded its model's training data.")
+    elif not flags:
+        note = f"Contamination checked against {who}'s training data: no item overlaps it."
+    else:
+        note = None
+    if checked and not_checked:
+        note = ((note + " ") if note else "") + f"Contamination not checked for {', '.join(not_checked)} (no training data recorded)."
+    return {"checked": checked, "not_checked": not_checked, "flags": flags, "contaminated": sorted({f["probe"] for f in flags}),
+            "sentence": sentence, "note": note, "fingerprints": list(fingerprints.values())}
 
 
 def build_report(
@@ -453,6 +600,7 @@ def build_report(
                 "regressions": [r for r in rows if r["regression"]],
             }
             entry["subgroup_detail"] = _subgroup_detail(entry, show_subgroups)
+            entry["contamination_detail"] = contamination_detail(entry, runs)
             probes.append(entry)
         kind = "comparison"
         default_title = f"rai-audit comparison: {runs['a']['model_reference']} vs {runs['b']['model_reference']}"
@@ -462,6 +610,7 @@ def build_report(
         runs = {"a": _run_info(store, run)}
         comp, settings = None, {}
         probes = []
+        overlap = _run_contamination(run)
         for name in run.probes:
             records = store.records(run.run_id, name)
             meta = _probe_meta(name, probe_params(run.config, name), probe_loader)
@@ -478,7 +627,9 @@ def build_report(
                      "max_toxicity_a": r["max_toxicity"], "subgroups": r.get("subgroups") or {}}
                     for r in worst
                 ],
+                "contamination": overlap.get(name, {}),
             })
+            probes[-1]["contamination_detail"] = contamination_detail(probes[-1], runs)
         kind = "run"
         default_title = f"rai-audit run report: {runs['a']['model_reference']}"
 

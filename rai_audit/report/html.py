@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from rai_audit.report.build import SHOW_SUBGROUPS, SHOW_WORST, ci_text, mde_text
+from rai_audit.report.build import SHOW_CONTAMINATION_EXAMPLES, SHOW_SUBGROUPS, SHOW_WORST, ci_text, mde_text
 from rai_audit.report.charts import forest_plot
 from rai_audit.report.manifest import embed_text
 
@@ -113,7 +113,8 @@ def environment() -> Environment:
     )
     env.filters.update(num=_num, signed=_signed, pval=_pval, pct=_pct, clip=_clip, flatten=_flatten, tojson_text=_tojson_text,
                        short=_short, wbr_path=_wbr_path)
-    env.globals.update(ci=_ci, mde=mde_text, max_chars=MAX_CHARS, show_worst=SHOW_WORST, show_subgroups=SHOW_SUBGROUPS)
+    env.globals.update(ci=_ci, mde=mde_text, max_chars=MAX_CHARS, show_worst=SHOW_WORST, show_subgroups=SHOW_SUBGROUPS,
+                       show_contamination_examples=SHOW_CONTAMINATION_EXAMPLES)
     return env
 
 

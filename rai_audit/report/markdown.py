@@ -85,6 +85,42 @@ def _ci_text(row: Mapping[str, Any]) -> str:
     return ci_text(row.get("ci_low"), row.get("ci_high"), row.get("n"), row.get("clusters"))
 
 
+def _probe_cell(row: Mapping[str, Any]) -> str:
+    """A headline row's probe, flagged when its items overlap a model's training data."""
+    marks = ", ".join(row.get("contamination_marks") or [])
+    return cell(row["probe"]) + (f" **(contaminated: {cell(marks)})**" if row.get("contaminated") else "")
+
+
+def _contamination_section(p: Mapping[str, Any], comparison: bool) -> list[str]:
+    """A probe's training-data overlap: counts and fingerprint per run, clean-only rows beside the
+    full ones, and the matching n-grams of a few overlapping items (escaped)."""
+    d = p.get("contamination_detail")
+    if not d:
+        return []
+    out = [""]
+    for s in d["runs"]:
+        sizes = ", ".join(str(n) for n in s.get("ngram_sizes") or [])
+        docs = "?" if s.get("documents") is None else s["documents"]
+        out.append(f"Training-data overlap, run {s['side'].upper()}: {cell(s['text'])}; n-gram sizes {sizes}; training data "
+                   f"{neutralise(s.get('source'), 200)} ({docs} documents).")
+    if comparison and d["contaminated"]:
+        if d["clean"]:
+            out += ["", "Clean-only rows (items checked and overlapping in neither run) beside all paired items:", ""]
+            out.append(_table(
+                ["metric", "n", "change B−A", "95% CI", "n clean", "A clean", "B clean", "change clean", "95% CI clean"],
+                [[cell(c["metric"]) + (" (headline)" if c["headline"] else ""), str(c["n"]), _n(c["diff"], signed=True),
+                  cell(c["ci_text"]), str(c["clean_n"]), _n(c["clean_value_a"]), _n(c["clean_value_b"]),
+                  _n(c["clean_diff"], signed=True), cell(c["clean_ci_text"])] for c in d["clean"]],
+            ))
+        else:
+            out += ["", "No clean items: every item overlaps the training data or could not be checked."]
+    examples = [(s, e) for s in d["runs"] for e in s.get("examples") or []]
+    if examples:
+        out += ["", "Overlapping items (matching n-gram; benchmark text, escaped):", ""]
+        out += [f"- run {s['side'].upper()}, {cell(e['item_id'])}: {neutralise(e['ngram'], 200)}" for s, e in examples]
+    return out
+
+
 def _headline_section(r: Mapping[str, Any], comparison: bool) -> list[str]:
     """Page 1 of the report in Markdown: verdict and policy, what was audited, the small-sample
     warning, one row per probe, and the gate rows that did not pass."""
@@ -102,6 +138,13 @@ def _headline_section(r: Mapping[str, Any], comparison: bool) -> list[str]:
         out += [f"> What-if verdict: judged by the {cell(policy.get('name'))} policy, not by the policy its audit used{own}.", ""]
     if h.get("small_sample_warning"):
         out += [f"> **Warning:** {cell(h['small_sample_warning'])}", ""]
+    cont = h.get("contamination") or {}
+    if cont.get("flags"):
+        flags = " · ".join(f"**{cell(f['probe'])}**: {cell(f['detail'])}"
+                           + (f" (clean-only subset: n = {f['clean_n']})" if f.get("clean_n") is not None else "")
+                           for f in cont["flags"])
+        out += [f"> **Contamination:** {flags}." + (" These probes' metrics may measure memorisation: see their clean-only "
+                                                    "rows under Training-data overlap." if comparison else ""), ""]
     audited = h.get("audited") or {}
     out += ["### What was audited", ""]
     for m in audited.get("models", []):
@@ -119,7 +162,7 @@ def _headline_section(r: Mapping[str, Any], comparison: bool) -> list[str]:
         if comparison:
             out.append(_table(
                 ["probe", "data set (revision)", "metric", "n", "A", "B", "change B−A", "95% CI", "MDE", "verdict"],
-                [[cell(x["probe"]), cell(x.get("dataset")) + (f" ({cell(str(x['revision'])[:12])})" if x.get("revision") else ""),
+                [[_probe_cell(x), cell(x.get("dataset")) + (f" ({cell(str(x['revision'])[:12])})" if x.get("revision") else ""),
                   cell(x.get("metric") or "—"), ("—" if x.get("n") is None else str(x["n"])) + (" ⚠" if x.get("small_sample") else ""),
                   _n(x.get("value_a")), _n(x.get("value_b")), _n(x.get("diff"), signed=True), _ci_text(x), mde_text(x),
                   cell(str(x.get("verdict", "")).upper())] for x in rows],
@@ -128,10 +171,12 @@ def _headline_section(r: Mapping[str, Any], comparison: bool) -> list[str]:
                     + (" ⚠: below the minimum support." if h.get("small_sample_warning") else ""), ""]
         else:
             out.append(_table(["probe", "data set (revision)", "metric", "n", "value", "95% CI"],
-                              [[cell(x["probe"]), cell(x.get("dataset")) + (f" ({cell(str(x['revision'])[:12])})" if x.get("revision") else ""),
+                              [[_probe_cell(x), cell(x.get("dataset")) + (f" ({cell(str(x['revision'])[:12])})" if x.get("revision") else ""),
                                 cell(x.get("metric") or "—"), "—" if x.get("n") is None else str(x["n"]), _n(x.get("value_a")), _ci_text(x)]
                                for x in rows]))
             out.append("")
+    if cont.get("note"):
+        out += [cell(cont["note"]), ""]
     g = h.get("gate")
     if g:
         c = g.get("counts") or {}
@@ -195,6 +240,7 @@ def _body(report: Mapping[str, Any]) -> str:
                 [[cell(m["name"]), cell(m["subgroup"] or "overall"), str(m["n"]), _n(m["value"]), _ci_text({**m})]
                  for m in p.get("metrics", [])],
             ))
+        out += _contamination_section(p, comparison)
         out.append("")
     out += ["### Confounders", ""]
     out.append(_table(
