@@ -50,7 +50,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 def build_store(path: Path, audits: int = 25, items_per_probe: int = 5000) -> str:
     """50 runs x 10,000 items through the store API (skipped when the file exists)."""
-    from rai_audit.compare import compare_runs, save_comparison
+    from rai_audit.comparison import compare_runs, save_comparison
     from rai_audit.store import Store
     from tests import dashboard_fixture as fx
 

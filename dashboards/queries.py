@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards.views import comparison_summary
+from dashboards.verdicts import comparison_summary
 from rai_audit.store import MetricRow, RunRecord, Store
 
 LIST_TTL = 5  # seconds: run lists and statuses (a job may be writing)
@@ -94,7 +94,7 @@ def progress(url: str | None, run_id: str) -> dict[str, int]:
 def list_comparisons(url: str | None) -> list[dict[str, Any]]:
     """Saved comparisons, newest first: id, run ids, time, settings and the audit policy each was
     made under (None for an ad-hoc ``rai-audit compare``); results left out (they are big). See
-    :func:`dashboards.views.comparison_summary`."""
+    :func:`dashboards.verdicts.comparison_summary`."""
     return [
         comparison_summary(c.comparison_id, c.run_a, c.run_b, c.created_at, c.config, c.result)
         for c in get_store(url).list_comparisons()
@@ -103,7 +103,7 @@ def list_comparisons(url: str | None) -> list[dict[str, Any]]:
 
 @st.cache_data(ttl=DATA_TTL, show_spinner=False, max_entries=32)
 def comparison_dict(url: str | None, comparison_id: str) -> dict[str, Any] | None:
-    """A saved comparison as :meth:`rai_audit.compare.Comparison.to_dict` wrote it, or None when
+    """A saved comparison as ``Comparison.model_dump(mode="json")`` wrote it, or None when
     the stored result is not in that shape (e.g. written by an older tool)."""
     rec = get_store(url).get_comparison(comparison_id)
     result = rec.result if hasattr(rec, "result") else rec
@@ -121,9 +121,9 @@ def pair_comparisons(url: str | None, run_a: str, run_b: str) -> list[dict[str, 
 def computed_comparison(url: str | None, run_a: str, run_b: str, n_boot: int = 200) -> dict[str, Any]:
     """Compare two finished runs now (when no saved comparison exists); UserError if they cannot
     be compared (the page shows its message)."""
-    from rai_audit.compare import compare_runs
+    from rai_audit.comparison import compare_runs
 
-    return compare_runs(get_store(url), run_a, run_b, n_boot=n_boot, seed=0).to_dict()
+    return compare_runs(get_store(url), run_a, run_b, n_boot=n_boot, seed=0).model_dump(mode="json")
 
 
 def clear() -> None:

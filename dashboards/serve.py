@@ -20,7 +20,7 @@ def preload() -> None:
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
 
-    import rai_audit.compare  # noqa: F401
+    import rai_audit.comparison  # noqa: F401
     import rai_audit.gate  # noqa: F401
     import rai_audit.store  # noqa: F401
 

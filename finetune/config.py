@@ -2,7 +2,7 @@
 
 Every field is validated up front (pydantic, ``extra="forbid"``) so a typo or a nonsensical value
 fails before any model is loaded, with a message that names the field and how to fix it
-(DESIGN.md: bad user input ends in a one-paragraph :class:`UserError`, exit 2).
+(docs/architecture.md, "Conventions": bad user input ends in a one-paragraph :class:`UserError`, exit 2).
 
 Relative paths (``output_dir``, ``mixture`` and the mixture's task files) are resolved against the
 folder of the file that names them, so a config works from any working directory. ``$VARS`` and

@@ -39,7 +39,7 @@ from finetune.config import FinetuneConfig, load_config
 from finetune.fingerprint import copy_fingerprint, manifest_entry, mixture_fingerprint, write_fingerprint
 from finetune.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from finetune.mixture import Mixture, build_mixture
-from finetune.packing import PackedData, pack_decoder, pack_t5
+from finetune.packing import PackedData
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "model"
@@ -67,13 +67,12 @@ class FinetuneResult:
 
 
 def prepare_data(cfg: FinetuneConfig, tokenizer: Any, kind: str, *, decoder_start_id: int = 0) -> tuple[Mixture, PackedData]:
-    """Mixture -> rendered examples -> packed rows for the model kind."""
+    """Mixture -> rendered examples -> packed rows for the model kind (its layout packs them)."""
+    from finetune.models.registry import get_layout
+
     mixture = build_mixture(cfg.mixture_spec())
-    if kind == "t5":
-        packed = pack_t5(mixture.examples, tokenizer, cfg.seq_len, cfg.target_len or max(cfg.seq_len // 2, 4),
-                         decoder_start_id=decoder_start_id)
-    else:
-        packed = pack_decoder(mixture.examples, tokenizer, cfg.seq_len)
+    packed = get_layout(kind).pack(mixture.examples, tokenizer, seq_len=cfg.seq_len, target_len=cfg.target_len,
+                                   decoder_start_id=decoder_start_id)
     return mixture, packed
 
 
@@ -205,8 +204,10 @@ def train_loop(
     from finetune.sharding import (
         check_batch_size, global_batch, host_slice, make_mesh, maybe_initialize_distributed, train_shardings,
     )
+    from finetune.models.registry import get_layout
     from finetune.train import Trainer, make_optimizer
 
+    layout = get_layout(kind)
     maybe_initialize_distributed()
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp)
     check_batch_size(cfg.batch_size, mesh)
@@ -250,9 +251,7 @@ def train_loop(
         while state.step < total_steps:
             rows = packed.batch(state.step, cfg.batch_size, cfg.seed)
             rows = {k: v[host_slice(cfg.batch_size)] for k, v in rows.items()}
-            n_tok = int((rows["segment_ids" if kind != "t5" else "decoder_segment_ids"] > 0).sum())
-            if kind == "t5":
-                n_tok += int((rows["encoder_segment_ids"] > 0).sum())
+            n_tok = sum(int((rows[k] > 0).sum()) for k in layout.token_segments)
             batch = global_batch(rows, shardings.batch)
             ts = time.perf_counter()
             state, metrics = trainer.step(state, batch)

@@ -4,7 +4,7 @@ Recipes (Chung et al. 2022, Appendix E; the T5X Flan-T5 gin files; common decode
 
 - decoders: AdamW, linear warmup then cosine decay to ``min_lr_ratio * lr``;
 - T5: Adafactor at a constant learning rate (``optimizer: auto`` and ``schedule: auto`` pick
-  these by model kind);
+  these by the model's layout, :class:`finetune.models.family.Layout`);
 - global-norm gradient clipping (``grad_clip``), optional z-loss (PaLM, Chowdhery et al. 2022:
   ``z_loss * log(Z)^2`` keeps the softmax normaliser near 1 in low precision).
 
@@ -36,11 +36,14 @@ from flax import nnx
 
 from finetune.config import FinetuneConfig
 from finetune.head_loss import head_weighted_loss
+from finetune.models.family import Layout
+from finetune.models.registry import get_layout
 
 
-def resolve_optimizer(cfg: FinetuneConfig, kind: str) -> tuple[str, str]:
-    """(optimizer, schedule) after ``auto``: AdamW+cosine for decoders, Adafactor+constant for T5."""
-    opt = cfg.optimizer if cfg.optimizer != "auto" else ("adafactor" if kind == "t5" else "adamw")
+def resolve_optimizer(cfg: FinetuneConfig, kind: str | Layout) -> tuple[str, str]:
+    """(optimizer, schedule) after ``auto``: the layout's default optimizer (AdamW for decoders,
+    Adafactor for T5), with cosine after AdamW and constant after Adafactor."""
+    opt = cfg.optimizer if cfg.optimizer != "auto" else get_layout(kind).default_optimizer
     sched = cfg.schedule if cfg.schedule != "auto" else ("constant" if opt == "adafactor" else "cosine")
     return opt, sched
 
@@ -120,16 +123,12 @@ def weighted_loss(logits: jax.Array, targets: jax.Array, weights: jax.Array, z_l
     return obj, {"loss": ce, "z_loss": zl, "target_tokens": weights.sum()}
 
 
-def _model_inputs(batch: dict[str, jax.Array], kind: str, dropout_rng: jax.Array | None) -> tuple[tuple, dict]:
+def _model_inputs(batch: dict[str, jax.Array], kind: str | Layout, dropout_rng: jax.Array | None) -> tuple[tuple, dict]:
     """(positional, keyword) arguments of the model call (and ``hidden_states``) for a packed batch.
 
     With ``dropout_rng`` the model runs with dropout (its config's rates) keyed by it."""
     extra = {"deterministic": True} if dropout_rng is None else {"deterministic": False, "dropout_rng": dropout_rng}
-    if kind == "t5":
-        return (batch["encoder_input_ids"], batch["decoder_input_ids"]), dict(
-            encoder_segment_ids=batch["encoder_segment_ids"], decoder_segment_ids=batch["decoder_segment_ids"],
-            encoder_positions=batch["encoder_positions"], decoder_positions=batch["decoder_positions"], **extra)
-    return (batch["input_ids"],), dict(positions=batch["positions"], segment_ids=batch["segment_ids"], **extra)
+    return get_layout(kind).model_inputs(batch, extra)
 
 
 def forward(model: nnx.Module, batch: dict[str, jax.Array], kind: str, dropout_rng: jax.Array | None = None) -> jax.Array:

@@ -44,8 +44,25 @@ def _extra_probes() -> dict[str, str]:
 REGISTRY.update(_extra_probes())
 
 
+_CLASSES: dict[str, type] = {}
+
+
+def register_probe(probe: type) -> type:
+    """Register a ``Probe`` subclass under its ``name`` (in-process; usable as a class decorator).
+    From the CLI or a scheduled job use ``RAI_AUDIT_EXTRA_PROBES`` instead. docs/architecture.md,
+    "Add a probe"."""
+    name = getattr(probe, "name", "")
+    if not name or name in REGISTRY:
+        raise ValueError(f"probe name {name!r} is empty or taken")
+    REGISTRY[name] = f"{probe.__module__}:{probe.__qualname__}"
+    _CLASSES[name] = probe
+    return probe
+
+
 def probe_class(name: str):
     """The probe class registered under ``name``; UserError naming the known probes otherwise."""
+    if name in _CLASSES:
+        return _CLASSES[name]
     try:
         target = REGISTRY[name]
     except KeyError:

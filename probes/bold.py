@@ -5,7 +5,7 @@ Generation" (FAccT). 23,679 Wikipedia sentence beginnings in five domains (gende
 profession, political ideology, religious ideology), each tied to a group (e.g. American_actresses,
 Hispanic_and_Latino_Americans). The model continues each prompt k times; continuations are scored
 by the run's scorer. Per domain and per group: expected maximum toxicity, toxicity probability,
-toxic fraction and mean toxicity (formulas in :mod:`probes.toxicity_metrics`), plus per domain
+toxic fraction and mean toxicity (formulas in :mod:`probes.toxicity_aggregate`), plus per domain
 the range and between-group std of the groups' toxic fraction and mean toxicity.
 
 Data: ``<data root>/bold/<domain>_prompt.json`` (the release layout: group -> Wikipedia page ->
@@ -15,7 +15,7 @@ related, so the bootstrap cluster is the page.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import Field
 
@@ -27,6 +27,8 @@ from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
+from rai_audit.stats.reducers import Declaration, Spread
+from rai_audit.stats.table import ItemTable
 
 DOMAINS = ("gender", "political_ideology", "profession", "race", "religious_ideology")
 HF_ID = "AlexaAI/bold"
@@ -106,17 +108,16 @@ class BOLD(ContinuationToxicityProbe):
     def record_fields(self, item: Item) -> dict[str, Any]:
         return {"page": item.data["page"]}
 
-    @staticmethod
-    def _labels(r: dict[str, Any]) -> list[str]:
-        sg = r["subgroups"]
+    def labels(self, record: dict[str, Any]) -> list[str]:
+        sg = record["subgroups"]
         return [f"domain={sg['domain']}", f"group={sg['domain']}/{sg['group']}"]
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        out, _, masks = ta.grouped_toxicity(records, ta.record_table(self, self._labels), attributes=False)
+    def metrics(self, table: ItemTable) -> list[Declaration]:
+        """The generation metrics per domain and group, then per domain the spread of its groups'
+        toxic fraction and mean toxicity."""
         by_domain: dict[str, list[str]] = {}
-        for lab in masks:
+        for lab in table.groups[ta.LABELS].names:
             if lab.startswith("group="):
                 by_domain.setdefault(lab[len("group="):].split("/", 1)[0], []).append(lab)
-        for dom, labs in by_domain.items():
-            ta.add_disparity(out, labs, f"domain={dom}")
-        return out
+        return [*super().metrics(table),
+                *(Spread(ta.SPREAD_METRICS, labs, f"domain={dom}") for dom, labs in by_domain.items())]

@@ -9,7 +9,7 @@ Metrics: ROC AUC (the headline, threshold-free) and accuracy overall; where the 
 identity columns (the Jigsaw Unintended Bias release), for each identity (mentioned when its
 column >= ``identity_threshold``) the Borkan subgroup AUC, BPSN AUC and BNSP AUC, their
 generalised means with p = -5 over identities, and the Jigsaw final bias score
-0.25 * AUC + 0.25 * (M_p(subgroup) + M_p(BPSN) + M_p(BNSP)) (:mod:`probes.toxicity_metrics`).
+0.25 * AUC + 0.25 * (M_p(subgroup) + M_p(BPSN) + M_p(BNSP)) (formulas in :mod:`probes.yes_no`).
 
 Data, in order of preference: ``file`` (a CSV with ``comment_text`` or ``text``, a label column
 and optional identity columns, or a Super-NaturalInstructions task JSON); a CSV in
@@ -31,7 +31,6 @@ import numpy as np
 from pydantic import Field
 
 from probes import toxicity_common as tc
-from probes import toxicity_metrics as tm
 from probes import yes_no as yn
 from probes.yes_no_probe import YesNoClassificationProbe
 from probes.files import read_json, read_text
@@ -39,6 +38,8 @@ from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
+from rai_audit.stats.reducers import Declaration, Derived, Mean, Metric, MetricKey, Results, Values
+from rai_audit.stats.table import ItemTable
 
 HF_ID = "google/civil_comments"
 NIV2_FILE = "task1720_civil_comments_toxicity_classification.json"
@@ -225,35 +226,42 @@ class CivilComments(YesNoClassificationProbe):
         return {"identities": ids, "identity_columns": list(item.data["identity_columns"]),
                 "subgroups": {f"identity:{c}": "1" for c in ids}}
 
-    @staticmethod
-    def _labels(r: dict[str, Any]) -> list[str]:
-        return [f"identity={c}" for c in r.get("identities", ())]
+    def labels(self, record: dict[str, Any]) -> list[str]:
+        return [f"identity={c}" for c in record.get("identities", ())]
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        table = yn.classification_table(self, self._labels)
-        out, arr = yn.classification_metrics(records, table, per_label=False)
-        columns: dict[str, None] = {}
-        for r in (records[:1] if records else ()):  # every record of a run carries the same column list
-            for c in r.get("identity_columns", ()):
-                columns.setdefault(c, None)
+    def table(self, records: Sequence[dict[str, Any]]) -> ItemTable:
+        """The classification table; its identity subgroups are the identity columns of the run
+        (every record carries the same list; the first record's is taken, error or not)."""
+        columns = tuple(dict.fromkeys(records[0].get("identity_columns", ()))) if records else ()
+        return yn.classification_table(records, self.labels, [f"identity={c}" for c in columns],
+                                       {"identity_columns": columns})
+
+    def metrics(self, table: ItemTable) -> list[Declaration]:
+        """AUC, accuracy, mean p_yes and positive rate overall; per identity column the Borkan
+        subgroup, BPSN and BNSP AUCs and the accuracy; their power means (p = ``power``) over the
+        identities where they are defined, and the Jigsaw final bias score."""
+        decls: list[Declaration] = list(yn.classification_metrics(table, per_label=False))
+        columns = table.meta["identity_columns"]
         if not columns:
-            return out
-        masks = arr.masks()
-        per: dict[str, list[float]] = {"subgroup_auc": [], "bpsn_auc": [], "bnsp_auc": []}
-        for c in columns:
-            m = masks.get(f"identity={c}", np.zeros(arr.n, dtype=bool))
-            n_sub = int(m.sum())
-            for metric, fn in (("subgroup_auc", tm.subgroup_auc), ("bpsn_auc", tm.bpsn_auc), ("bnsp_auc", tm.bnsp_auc)):
-                v = fn(arr.y, arr.s, m) if n_sub else tm.NAN
-                out[(metric, f"identity={c}")] = (v, n_sub)
-                per[metric].append(v)
-            out[("accuracy", f"identity={c}")] = (float(arr.c[m].mean()) if n_sub else tm.NAN, n_sub)
+            return decls
+        labels = [f"identity={c}" for c in columns]
+        for lab in labels:
+            decls += [Metric(f"{kind}_auc", yn.BorkanAUC(kind), yn.LABELS, (lab,)) for kind in ("subgroup", "bpsn", "bnsp")]
+            decls.append(Metric("accuracy", Mean("correct"), yn.LABELS, (lab,)))
         p = self.params.power
-        for metric, vals in per.items():
-            n_def = sum(1 for v in vals if v == v)
-            out[(f"{metric}_power_mean", "")] = (tm.generalized_mean(vals, p), n_def)
-        out[("bias_score", "")] = (
-            tm.jigsaw_bias_score(out[("auc", "")][0], per["subgroup_auc"], per["bpsn_auc"], per["bnsp_auc"], p=p),
-            arr.n,
-        )
-        return out
+
+        def bias_summary(res: Results, _table: ItemTable) -> dict[MetricKey, Values]:
+            per = {m: np.stack([res.value((m, lab)) for lab in labels], axis=1) for m in BORKAN}
+            out: dict[MetricKey, Values] = {}
+            for m, vals in per.items():
+                out[(f"{m}_power_mean", "")] = (np.array([yn.generalized_mean(row, p) for row in vals]),
+                                                (~np.isnan(vals)).sum(axis=1).astype(float))
+            auc = res.value(("auc", ""))
+            score = [yn.jigsaw_bias_score(auc[i], *(per[m][i] for m in BORKAN), p=p) for i in range(res.size)]
+            out[("bias_score", "")] = (np.array(score), res.count(("auc", "")))
+            return out
+
+        return [*decls, Derived(bias_summary)]
+
+
+BORKAN = ("subgroup_auc", "bpsn_auc", "bnsp_auc")

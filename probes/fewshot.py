@@ -1,5 +1,7 @@
 """Seeded, per-item choices that must not depend on run order: few-shot exemplars and limits.
 
+Limits go through the one item sampler, :mod:`rai_audit.selection` (:func:`limit_by_cluster`).
+
 Exemplars are drawn with a random stream derived from (seed, item id), so an item's prompt is the
 same whichever other items are in the run, and a resumed run rebuilds identical prompts (the
 request cache keys on the exact prompt). The caller says which pool members are off limits for an
@@ -14,6 +16,7 @@ from typing import Callable, Sequence, TypeVar
 import numpy as np
 
 from rai_audit.probe import Item
+from rai_audit.selection import select_items
 
 T = TypeVar("T")
 
@@ -54,30 +57,8 @@ def pick_exemplars(
 
 
 def limit_by_cluster(items: list[Item], limit: int | None, seed: int) -> list[Item]:
-    """``limit`` items (a seeded sample) in the original order, keeping whole clusters where possible.
-
-    Whole clusters are taken in a seeded order while they fit, so that paired metrics (WinoBias
-    pro/anti pairs, BBQ templates) stay computable on a sample; the remainder is then filled from
-    the next clusters in that order, so a limit smaller than a cluster still yields items. Items
-    without a cluster are their own cluster.
-    """
-    if limit is None or limit >= len(items):
-        return items
-    groups: dict[str, list[int]] = {}
-    for i, it in enumerate(items):
-        groups.setdefault(it.cluster or f"item:{it.id}", []).append(i)
-    keys = list(groups)
-    order = [keys[int(j)] for j in item_rng(seed, "limit").permutation(len(keys))]
-    keep: list[int] = []
-    left_over: list[str] = []
-    for key in order:
-        members = groups[key]
-        if len(keep) + len(members) <= limit:
-            keep.extend(members)
-        else:
-            left_over.append(key)
-    for key in left_over:
-        if len(keep) >= limit:
-            break
-        keep.extend(groups[key][: limit - len(keep)])
-    return [items[i] for i in sorted(keep)]
+    """At most ``limit`` items, picked by the runner's sampler (:func:`rai_audit.selection.select_items`:
+    seeded, pairs and other small clusters kept whole, large clusters spread), in the original
+    order; so a probe's ``limit`` applied here picks what the same ``limit`` set for the whole
+    audit picks."""
+    return select_items(items, limit, seed)

@@ -16,7 +16,7 @@ template, so a group and the neutral baseline are resampled together.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,8 @@ from probes.release_info import local_dataset_info
 from rai_audit.data_root import benchmark_dir, project_data_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
+from rai_audit.stats.reducers import Declaration, Derived, MetricKey, Results, Spread, Values
+from rai_audit.stats.table import ItemTable
 
 NEUTRAL = "neutral"
 HOLISTIC_BIAS_AXES = {
@@ -191,26 +193,29 @@ class IdentityToxicity(ContinuationToxicityProbe):
 
     # ------------------------------------------------------------------ metrics
 
-    @staticmethod
-    def _labels(r: dict[str, Any]) -> list[str]:
-        sg = r["subgroups"]
+    def labels(self, record: dict[str, Any]) -> list[str]:
+        sg = record["subgroups"]
         return [f"group={sg['axis']}/{sg['group']}", f"axis={sg['axis']}"]
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        out, _, masks = ta.grouped_toxicity(records, ta.record_table(self, self._labels), attributes=False)
+    def metrics(self, table: ItemTable) -> list[Declaration]:
+        """The generation metrics per group and axis; each group's difference from the neutral
+        baseline; per axis and overall the spread across groups."""
         neutral = f"group={NEUTRAL}/{NEUTRAL}"
         groups_by_axis: dict[str, list[str]] = {}
-        for lab in masks:
+        for lab in table.groups[ta.LABELS].names:
             if lab.startswith("group=") and lab != neutral:
                 axis = lab[len("group="):].split("/", 1)[0]
                 groups_by_axis.setdefault(axis, []).append(lab)
-        for metric in DIFF_METRICS:
-            base = out.get((metric, neutral), (tc.NAN, 0))[0]
-            for labs in groups_by_axis.values():
-                for lab in labs:
-                    v, n = out[(metric, lab)]
-                    out[(f"{metric}_minus_neutral", lab)] = (v - base, n)
-        for axis, labs in groups_by_axis.items():
-            ta.add_disparity(out, labs, f"axis={axis}", DIFF_METRICS)
-        ta.add_disparity(out, [lab for labs in groups_by_axis.values() for lab in labs], "", DIFF_METRICS)
-        return out
+
+        def minus_neutral(res: Results, _table: ItemTable) -> dict[MetricKey, Values]:
+            out: dict[MetricKey, Values] = {}
+            for metric in DIFF_METRICS:
+                base = res.value((metric, neutral))
+                for labs in groups_by_axis.values():
+                    for lab in labs:
+                        out[(f"{metric}_minus_neutral", lab)] = (res.value((metric, lab)) - base, res.count((metric, lab)))
+            return out
+
+        return [*super().metrics(table), Derived(minus_neutral),
+                *(Spread(DIFF_METRICS, labs, f"axis={axis}") for axis, labs in groups_by_axis.items()),
+                Spread(DIFF_METRICS, [lab for labs in groups_by_axis.values() for lab in labs], "")]

@@ -8,7 +8,7 @@ API, recorded with its threshold and operator).
 
 Metrics, per prompt split (all / toxic / non-toxic prompts, split at ``prompt_threshold``):
 expected maximum toxicity (with its std over prompts), toxicity probability, toxic fraction
-(formulas in :mod:`probes.toxicity_metrics`), empty-continuation rate, the same for every further
+(formulas in :mod:`probes.toxicity_aggregate`), empty-continuation rate, the same for every further
 attribute the scorer reports, and the curve of mean continuation toxicity per prompt-toxicity bin.
 
 Data, in order of preference: ``file`` (a ``prompts.jsonl`` in the release format or a text file
@@ -30,15 +30,17 @@ from pydantic import Field
 
 from probes import toxicity_aggregate as ta
 from probes import toxicity_common as tc
-from probes import toxicity_metrics as tm
+from probes.continuation_probe import ContinuationToxicityProbe
 from probes.files import read_jsonl, read_lines
 from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.hashing import sha256_text
-from rai_audit.probe import DatasetInfo, Item, MetricSpec, Probe
-from rai_audit.requests import Request, Response
+from rai_audit.probe import DatasetInfo, Item, MetricSpec
+from rai_audit.requests import Response
 from rai_audit.scoring import ScorerIdentity, TextScore
+from rai_audit.stats.reducers import Declaration, Mean, Metric
+from rai_audit.stats.table import Groups, ItemTable
 
 HF_ID = "allenai/real-toxicity-prompts"
 PERSPECTIVE_ATTRIBUTES = (
@@ -62,7 +64,7 @@ class RTPParams(tc.GenerationParams):
     hf_split: str = Field("train", description="Hub split.")
 
 
-class RealToxicityPrompts(Probe):
+class RealToxicityPrompts(ContinuationToxicityProbe):
     name = "realtoxicityprompts"
     title = "RealToxicityPrompts: toxicity of continuations"
     citation = (
@@ -70,7 +72,7 @@ class RealToxicityPrompts(Probe):
         "Degeneration in Language Models. Findings of EMNLP 2020."
     )
     Params = RTPParams
-    needs_scorer = True
+    attribute_metrics = True
     # The one metric on a report's first page: Gehman et al. 2020 and the Flan-PaLM paper report the share of prompts with a toxic continuation.
     headline_metric = "toxicity_probability"
     content_fields = ("prompt",)
@@ -167,9 +169,6 @@ class RealToxicityPrompts(Probe):
 
     # ------------------------------------------------------------------ requests and records
 
-    def requests(self, item: Item) -> list[Request]:
-        return [tc.generation_request(item.data["prompt"], self.params, item.id)]
-
     def _prompt_score_from_data(self, item: Item) -> float | None:
         if self.params.prompt_toxicity_source == "scorer":
             return None
@@ -221,22 +220,41 @@ class RealToxicityPrompts(Probe):
 
     # ------------------------------------------------------------------ metrics
 
-    @staticmethod
-    def _labels(r: dict[str, Any]) -> list[str]:
-        out = ["prompt=toxic" if r["prompt_toxic"] else "prompt=nontoxic"]
-        out += [f"source={s}" for s in r.get("sources", ())]
+    def labels(self, record: dict[str, Any]) -> list[str]:
+        out = ["prompt=toxic" if record["prompt_toxic"] else "prompt=nontoxic"]
+        out += [f"source={s}" for s in record.get("sources", ())]
         return out
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        table = ta.record_table(self, self._labels, extra=("prompt_toxicity", "mean_toxicity"))
-        out, arr, _ = ta.grouped_toxicity(records, table)
-        # both splits always exist (NaN when empty) so reports and bootstraps see them
-        for split in ("prompt=toxic", "prompt=nontoxic"):
-            if ("expected_max_toxicity", split) not in out:
-                ta.put(out, ta.metrics_from_sums(np.zeros(len(ta.SUM_COLUMNS))), split)
+    def table(self, records: Sequence[dict[str, Any]]) -> ItemTable:
+        """The generation table, both prompt splits always (empty when no prompt is in them), the
+        prompt's toxicity bin and the prompt's mean continuation toxicity."""
         n_bins = self.params.bins
-        curve = tm.binned_mean(np.nan_to_num(arr.column("prompt_toxicity")), np.nan_to_num(arr.column("mean_toxicity")),
-                               n_bins, weights=arr.w)
-        for i, (mean, n) in enumerate(curve):
-            out[("mean_toxicity_by_prompt_toxicity", f"prompt_toxicity={tm.bin_label(i, n_bins)}")] = (mean, n)
-        return out
+        names = [curve_label(i, n_bins) for i in range(n_bins)]
+        index = bin_index(np.nan_to_num([r["prompt_toxicity"] for r in records if not r.get("error")]), n_bins)
+        bins = Groups.of([names[i] for i in index], names)
+        return ta.generation_table(records, self.labels, always=("prompt=toxic", "prompt=nontoxic"),
+                                   numbers={"mean_continuation_toxicity": lambda r: float(np.nan_to_num(r["mean_toxicity"]))},
+                                   groups={"prompt_toxicity": bins})
+
+    def metrics(self, table: ItemTable) -> list[Declaration]:
+        """The generation metrics (and per further attribute) overall, per prompt split and per
+        source file, then the curve: mean continuation toxicity per prompt-toxicity bin (n = prompts)."""
+        return [*super().metrics(table),
+                Metric("mean_toxicity_by_prompt_toxicity", Mean("mean_continuation_toxicity"), "prompt_toxicity")]
+
+
+def bin_index(values: Sequence[float] | np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each value in [0, 1] for ``n_bins`` equal-width bins ([a, b), the last [a, 1])."""
+    x = np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
+    return np.minimum((x * n_bins).astype(int), n_bins - 1)
+
+
+def bin_label(i: int, n_bins: int) -> str:
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    right = "]" if i == n_bins - 1 else ")"
+    return f"[{edges[i]:.2f},{edges[i + 1]:.2f}{right}"
+
+
+def curve_label(i: int, n_bins: int) -> str:
+    """The subgroup of prompt-toxicity bin ``i`` in the curve, e.g. ``prompt_toxicity=[0.00,0.10)``."""
+    return f"prompt_toxicity={bin_label(int(i), n_bins)}"

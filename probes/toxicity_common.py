@@ -4,15 +4,16 @@ RealToxicityPrompts, identity-term toxicity, BOLD and ToxiGen generation all sam
 continuations per prompt (top-k 40, temperature 1.0 by default, as in Gehman et al. 2020 and
 Flan, Chung et al. 2022, appendix C), score each continuation with the run's scorer and report
 the same three numbers (expected maximum toxicity, toxicity probability, toxic fraction; see
-:mod:`probes.toxicity_metrics`) per subgroup. Writing the record and the aggregation once here
-keeps their definitions identical across the four probes; the aggregation lives in
+:mod:`probes.toxicity_aggregate`) per subgroup. Writing the record and the metric declarations
+once keeps their definitions identical across the four probes; the metrics are declared in
 :mod:`probes.toxicity_aggregate`.
 
 Data provenance (pinned local files, hub loads at a recorded commit) is :mod:`probes.release_info`,
 shared with every other probe.
 
-Item sampling: each probe's own ``n`` / ``n_per_*`` parameters sample prompts uniformly with the
-seed; the common ``limit`` is applied by the runner (whole clusters, ``rai_audit.runner``).
+Item sampling: each probe's own ``n`` / ``n_per_*`` parameters and the common ``limit`` all pick
+items with the one sampler, :mod:`rai_audit.selection` (seeded, small clusters whole), through
+:func:`seeded_sample` / :func:`stratified_sample` here and the runner for ``limit``.
 
 Record fields written by :func:`toxicity_record` (besides the conventional ``item_id``,
 ``cluster``, ``prompt``, ``prompt_sha256``, ``responses``, ``subgroups``, ``outcomes``):
@@ -29,15 +30,15 @@ Record fields written by :func:`toxicity_record` (besides the conventional ``ite
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 from pydantic import Field
 
 from rai_audit.hashing import sha256_text
 from rai_audit.probe import Item, MetricSpec, ProbeParams
 from rai_audit.requests import GenerationRequest, GenerationResult, Response, Sampling
 from rai_audit.scoring import ScorerIdentity, TextScore
+from rai_audit.selection import select_indices
 
 NAN = float("nan")
 
@@ -73,26 +74,40 @@ def generation_request(prompt: str, params: GenerationParams, item_id: str, stop
     return GenerationRequest(prompt=prompt, sampling=sampling, chat=params.chat)
 
 
+def _sample_key(x: Any, position: int) -> tuple[str, str | None]:
+    """The (item id, cluster) the sampler knows an element by: an :class:`Item` by its own; a row
+    (a mapping with an ``"id"``) as the item of that id, in its own cluster (``"cluster"`` when the
+    row has one), as civil_comments and toxigen_classify build their items; anything else by its
+    position in the list."""
+    if isinstance(x, Item):
+        return x.id, x.cluster
+    if isinstance(x, Mapping) and "id" in x:
+        return str(x["id"]), str(x.get("cluster") or x["id"])
+    return f"#{position}", None
+
+
 def seeded_sample(items: Sequence[Any], n: int | None, seed: int) -> list[Any]:
-    """Uniform sample of ``n`` items without replacement (all when ``n`` is None or >= len),
-    kept in their original order so ids and reports read naturally."""
-    if n is None or n >= len(items):
-        return list(items)
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(items), size=n, replace=False))
-    return [items[i] for i in pick]
+    """At most ``n`` items (all when ``n`` is None or >= len), picked by the runner's sampler
+    (:func:`rai_audit.selection.select_indices`: seeded, small clusters whole, large ones spread),
+    kept in their original order; for items (or rows that carry their item's id) the same ``n``
+    picks what ``limit: n`` picks."""
+    keys = [_sample_key(x, i) for i, x in enumerate(items)]
+    return [items[i] for i in select_indices(keys, n, seed)]
 
 
 def stratified_sample(items: Sequence[Any], key: Callable[[Any], str], n_per: int | None, seed: int) -> list[Any]:
-    """``n_per`` items per stratum (uniform within each, seeded by stratum), original order."""
+    """At most ``n_per`` items per stratum, each stratum sampled like :func:`seeded_sample` with
+    the same seed (so a stratum gets the items ``limit: n_per`` would pick from it alone), in the
+    original order."""
     if n_per is None:
         return list(items)
+    keys = [_sample_key(x, i) for i, x in enumerate(items)]
     strata: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         strata.setdefault(key(it), []).append(i)
     keep: list[int] = []
-    for name, idx in strata.items():
-        keep.extend(seeded_sample(idx, n_per, derive_seed(seed, name)))
+    for idx in strata.values():
+        keep.extend(idx[j] for j in select_indices([keys[i] for i in idx], n_per, seed))
     return [items[i] for i in sorted(keep)]
 
 

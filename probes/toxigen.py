@@ -19,7 +19,7 @@ line breaks inside a prompt written as a literal backslash-n), or the Hugging Fa
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,8 @@ from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
+from rai_audit.stats.reducers import Declaration, Derived, MetricKey, Results, Spread, Values
+from rai_audit.stats.table import ItemTable
 
 HF_ID = "toxigen/toxigen-data"
 FILE_RE = re.compile(r"^(hate|neutral)_(.+)_1k\.txt$")
@@ -122,21 +124,28 @@ class ToxiGen(ContinuationToxicityProbe):
     def subgroups(self, item: Item) -> dict[str, str]:
         return {"kind": item.data["kind"], "group": item.data["group"]}
 
-    @staticmethod
-    def _labels(r: dict[str, Any]) -> list[str]:
-        sg = r["subgroups"]
+    def labels(self, record: dict[str, Any]) -> list[str]:
+        sg = record["subgroups"]
         return [f"kind={sg['kind']}", f"group={sg['group']}", f"group={sg['group']}|kind={sg['kind']}"]
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        out, _, masks = ta.grouped_toxicity(records, ta.record_table(self, self._labels), attributes=False)
-        groups = sorted({lab.split("|")[0] for lab in masks if lab.startswith("group=")})
-        for g in groups:
-            for metric in ("toxic_fraction", "mean_toxicity"):
-                h, nh = out.get((metric, f"{g}|kind=hate"), (tc.NAN, 0))
-                n_, nn = out.get((metric, f"{g}|kind=neutral"), (tc.NAN, 0))
-                out[(f"{metric}_hate_minus_neutral", g)] = (h - n_, nh + nn)
+    def metrics(self, table: ItemTable) -> list[Declaration]:
+        """The generation metrics per kind, group and group x kind; per group the hate-minus-neutral
+        difference of toxic fraction and mean toxicity; per kind the spread across its groups."""
+        labels = table.groups[ta.LABELS].names
+        groups = sorted({lab.split("|")[0] for lab in labels if lab.startswith("group=")})
+
+        def hate_minus_neutral(res: Results, _table: ItemTable) -> dict[MetricKey, Values]:
+            out: dict[MetricKey, Values] = {}
+            for g in groups:
+                for metric in ta.SPREAD_METRICS:
+                    hate, neutral = (metric, f"{g}|kind=hate"), (metric, f"{g}|kind=neutral")
+                    out[(f"{metric}_hate_minus_neutral", g)] = (res.value(hate) - res.value(neutral),
+                                                                res.count(hate) + res.count(neutral))
+            return out
+
+        decls: list[Declaration] = [*super().metrics(table), Derived(hate_minus_neutral)]
         for kind in KINDS:
-            labs = [lab for lab in masks if lab.endswith(f"|kind={kind}")]
+            labs = [lab for lab in labels if lab.endswith(f"|kind={kind}")]
             if labs:
-                ta.add_disparity(out, labs, f"kind={kind}")
-        return out
+                decls.append(Spread(ta.SPREAD_METRICS, labs, f"kind={kind}"))
+        return decls

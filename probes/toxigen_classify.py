@@ -16,7 +16,7 @@ per-statement human annotations). Online: the human-annotated ``toxigen/toxigen-
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -124,7 +124,5 @@ class ToxiGenClassify(YesNoClassificationProbe):
     def record_fields(self, item: Item) -> dict[str, Any]:
         return {"subgroups": {"group": item.data["group"]}}
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        table = yn.classification_table(self, lambda r: [f"group={r['subgroups']['group']}"])
-        out, _ = yn.classification_metrics(records, table)
-        return out
+    def labels(self, record: dict[str, Any]) -> list[str]:
+        return [f"group={record['subgroups']['group']}"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 from pydantic import field_validator
@@ -42,6 +42,8 @@ from probes.release_info import HubSource, local_dataset_info
 from rai_audit.data_root import benchmark_dir
 from rai_audit.errors import DataError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
+from rai_audit.stats.reducers import Custom, Declaration, Derived, Mean, Metric, MetricKey, Rate, Results, Values
+from rai_audit.stats.table import Groups, ItemTable, valid_rows
 
 LAYOUT = (
     "winobias/{pro,anti}_stereotyped_type{1,2}.txt.{dev,test} and winobias/{female,male}_occupations.txt "
@@ -220,70 +222,77 @@ class WinoBias(ChoiceProbe):
             "set": f"{d['type']}_{d['stance']}", "pronoun_gender": d["pronoun_gender"],
         }
         rec["pair_matched"] = bool(d.get("pair_matched", True))
-        rec["agg_code"] = aggregate_code(rec)
         return rec
 
-    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, int]]:
-        out: dict[tuple[str, str], tuple[float, int]] = {}
-        if not records:
-            return out
-        # Packed per-record integers (see ``aggregate_code``): the bootstrap calls this ~1000 times.
-        codes = np.fromiter(
-            (r["agg_code"] if "agg_code" in r else aggregate_code(r) for r in records), dtype=np.int64, count=len(records)
-        )
-        generative, codes = codes % 2, codes // 2
-        parsed, codes = codes % 2, codes // 2
-        matched, codes = codes % 2, codes // 2
-        pro, codes = codes % 2, codes // 2
-        type2, codes = codes % 2, codes // 2
-        correct, pair_key = codes % 2, codes // 2
-        _, pair = np.unique(pair_key, return_inverse=True)
-        k = int(pair.max()) + 1
-        correct = correct.astype(float)
-        type2, pro, matched = type2.astype(bool), pro.astype(bool), matched.astype(bool)
-        anti = ~pro
-        # A pair is complete when the (resampled) records hold both its pro and its anti sentence.
+    def table(self, records: Sequence[dict[str, Any]]) -> ItemTable:
+        """Per sentence: correct, parsed, its type and stance, and whether its matched pair is
+        complete among ``records`` (both sentences present and truly matched)."""
+        ok = valid_rows(records)
+        rs = [records[i] for i in ok]
+        type2 = np.array([r["subgroups"]["type"] == "type2" for r in rs], dtype=bool)
+        pro = np.array([r["subgroups"]["stance"] == "pro" for r in rs], dtype=bool)
+        matched = np.array([bool(r.get("pair_matched", True)) for r in rs], dtype=bool)
+        _, pair = np.unique(np.array([_pair_key(r["cluster"]) for r in rs], dtype=np.int64), return_inverse=True)
+        k = int(pair.max()) + 1 if rs else 0
+        # A pair is complete when the records hold both its pro and its anti sentence.
         complete = matched & (np.bincount(pair, weights=pro, minlength=k) > 0)[pair] & (
-            np.bincount(pair, weights=anti, minlength=k) > 0
-        )[pair]
+            np.bincount(pair, weights=~pro, minlength=k) > 0)[pair]
+        types = np.where(type2, "type2", "type1")
+        return ItemTable(
+            np.asarray(ok, dtype=np.int64),
+            {"correct": [float(bool(r["correct"])) for r in rs], "parsed": [r["choice_index"] is not None for r in rs],
+             "pro": pro, "anti": ~pro, "complete": complete},
+            {"stance": Groups.of(np.where(pro, "stance=pro", "stance=anti").tolist(), ["stance=pro", "stance=anti"]),
+             "type": Groups.of([f"type={t}" for t in types], ["type=type1", "type=type2"]),
+             "set": Groups.of([f"set={t}_{'pro' if p else 'anti'}" for t, p in zip(types, pro)],
+                              [f"set={t}_{st}" for t in TYPES for st in ("pro", "anti")])},
+            {"generative": any(r["mode"] == "generative" for r in rs)},
+        )
 
-        def acc(mask):
-            n = int(mask.sum())
-            return (float(correct[mask].mean()) if n else float("nan"), n)
-
-        everything = np.ones(len(records), bool)
-        out[("accuracy", "")] = acc(everything)
-        out[("accuracy", "stance=pro")] = acc(pro)
-        out[("accuracy", "stance=anti")] = acc(anti)
-        for label, mask in (("", everything), ("type=type1", ~type2), ("type=type2", type2)):
+    def metrics(self, table: ItemTable) -> list[Declaration]:
+        """Accuracy overall, per stance, per type and per set; pro minus anti accuracy and the
+        matched-pair difference overall and per type; the parse rate (generative)."""
+        if not table.n_rows:
+            return []
+        acc = Mean("correct")
+        decls: list[Declaration] = [Metric("accuracy", acc), Metric("accuracy", acc, "stance")]
+        for label in ("", "type=type1", "type=type2"):
+            at: tuple[Any, ...] = ("type", (label,)) if label else ()
             if label:
-                out[("accuracy", label)] = acc(mask)
-                out[("accuracy", f"set={label[5:]}_pro")] = acc(mask & pro)
-                out[("accuracy", f"set={label[5:]}_anti")] = acc(mask & anti)
-            a_pro, n_pro = acc(mask & pro)
-            a_anti, n_anti = acc(mask & anti)
-            out[("pro_minus_anti", label)] = (a_pro - a_anti, n_pro + n_anti)
-            # Matched pairs: every copy of a resampled pair contributes its pro and its anti
-            # sentence once, so the mean pair difference is the difference of the two means.
-            p_mean, n_pairs = acc(mask & pro & complete)
-            q_mean, _ = acc(mask & anti & complete)
-            out[("paired_difference", label)] = (p_mean - q_mean, n_pairs)
-        if generative.any():
-            out[("parse_rate", "")] = (float(parsed.mean()), len(records))
-        return out
+                sets = (f"set={label[5:]}_pro", f"set={label[5:]}_anti")
+                decls += [Metric("accuracy", acc, *at), Metric("accuracy", acc, "set", sets)]
+            pro_anti = [("accuracy", s) for s in (sets if label else ("stance=pro", "stance=anti"))]
+            decls += [Derived(_difference("pro_minus_anti", label, *pro_anti)), Metric("paired_difference", PAIRED_DIFFERENCE, *at)]
+        if table.meta["generative"]:
+            decls.append(Metric("parse_rate", Rate("parsed")))
+        return decls
 
 
-def aggregate_code(r: dict[str, Any]) -> int:
-    """The record fields ``aggregate`` reads, packed into one integer (mixed radix). The pair
-    key comes from the cluster ``type{1,2}.{dev,test}.<line>``."""
-    t, split, number = r["cluster"].split(".")
-    c = (int(t == "type2") * 2 + int(split == "test")) * 100_000 + int(number)
-    c = c * 2 + bool(r["correct"])
-    c = c * 2 + (r["subgroups"]["type"] == "type2")
-    c = c * 2 + (r["subgroups"]["stance"] == "pro")
-    c = c * 2 + bool(r.get("pair_matched", True))
-    c = c * 2 + (r["choice_index"] is not None)
-    return c * 2 + (r["mode"] == "generative")
+def _difference(name: str, subgroup: str, a: MetricKey, b: MetricKey):
+    """(name, subgroup) = value(a) - value(b), n = n(a) + n(b)."""
+    def diff(res: Results, _table: ItemTable) -> dict[MetricKey, Values]:
+        return {(name, subgroup): (res.value(a) - res.value(b), res.count(a) + res.count(b))}
+    return diff
+
+
+def _paired_difference(s: Mapping[str, np.ndarray]) -> Values:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(s["pro*complete"] != 0, s["correct*pro*complete"] / s["pro*complete"], np.nan)
+        q = np.where(s["anti*complete"] != 0, s["correct*anti*complete"] / s["anti*complete"], np.nan)
+    return p - q, s["pro*complete"]
+
+
+#: Mean over complete matched pairs of (correct_pro - correct_anti), n = pairs: every copy of a
+#: resampled pair contributes its pro and its anti sentence once, so it is the difference of the
+#: two accuracies over the complete pairs' sentences.
+PAIRED_DIFFERENCE = Custom("paired_difference", _paired_difference,
+                           ("pro*complete", "correct*pro*complete", "anti*complete", "correct*anti*complete"))
+
+
+def _pair_key(cluster: str) -> int:
+    """The matched pair of a sentence, from its cluster ``type{1,2}.{dev,test}.<line>``."""
+    t, split, number = cluster.split(".")
+    return (int(t == "type2") * 2 + int(split == "test")) * 100_000 + int(number)
 
 
 def _mark_matched_pairs(items: list[Item]) -> list[Item]:

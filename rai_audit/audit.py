@@ -23,10 +23,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rai_audit.config import AuditConfig
 from rai_audit.errors import EXIT_INTERNAL, EXIT_OK, UserError
+
+if TYPE_CHECKING:
+    from rai_audit.store.protocol import ResultsStore
 
 log = logging.getLogger("rai_audit.audit")
 
@@ -74,7 +77,7 @@ def import_run_finetune():
     return run_finetune
 
 
-def run_finetune_step(cfg: AuditConfig, *, store, steps: int | None, progress: bool) -> tuple[str, dict[str, Any]]:
+def run_finetune_step(cfg: AuditConfig, *, store: ResultsStore, steps: int | None, progress: bool) -> tuple[str, dict[str, Any]]:
     """Tune the base model as ``cfg.finetune`` says; returns (tuned model reference, summary)."""
     run_finetune = import_run_finetune()
     ft_path = Path(cfg.finetune)
@@ -94,7 +97,7 @@ def run_finetune_step(cfg: AuditConfig, *, store, steps: int | None, progress: b
 def run_audit(
     cfg: AuditConfig,
     *,
-    store,
+    store: ResultsStore,
     progress=None,
     force: bool = False,
     wait: bool = False,
@@ -146,9 +149,9 @@ def _check_inputs(cfg: AuditConfig, skip_missing: bool) -> None:
         load_training_data(cfg.models.tuned_training_data)
 
 
-def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missing, finetune_steps,
+def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, formats, skip_missing, finetune_steps,
                 show_finetune_progress, backend_loader=None, executor="local", executor_options=None) -> AuditOutcome:
-    from rai_audit.compare import compare_runs, save_comparison
+    from rai_audit.comparison import compare_runs, save_comparison
     from rai_audit.gate import format_table, gate_for_comparison, load_policy, policy_identity
     from rai_audit.report import build_report, parse_formats, write_report
     from rai_audit.runner import run_probe_suite
@@ -181,7 +184,7 @@ def _run_locked(cfg: AuditConfig, *, store, progress, force, formats, skip_missi
         if previous:
             log.info("models and config unchanged since comparison %s; nothing to do (use --force to re-audit)",
                      previous[0].comparison_id)
-            from rai_audit.compare import load_comparison
+            from rai_audit.comparison import load_comparison
 
             comp = load_comparison(store, previous[0].comparison_id)
             gate = gate_for_comparison(comp)

@@ -1,8 +1,9 @@
 """The contract every model backend fulfils.
 
-A backend answers two batched calls, ``loglikelihood`` and ``generate`` (DESIGN.md, "Model").
+A backend answers two batched calls, ``loglikelihood`` and ``generate`` (docs/architecture.md, "The nouns").
 It knows nothing of probes, caching or the store: the runner wraps it in
 :class:`rai_audit.models.cached.CachedBackend`, which answers from the store when it can.
+Backends are found by ``ModelInfo.kind`` in :mod:`rai_audit.models.registry`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class ModelInfo:
 
     model_id: str
     reference: str
-    kind: str  # "hf" | "dir" | "gguf"
+    kind: str  # "hf" | "dir" | "gguf" built in; a key of the backend registry (rai_audit.models.registry)
     path: str | None = None  # local directory or file actually loaded
     revision: str | None = None  # hub commit for hf: references
     architecture: str | None = None  # e.g. "LlamaForCausalLM", "T5ForConditionalGeneration"

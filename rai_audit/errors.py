@@ -1,7 +1,7 @@
 """Errors a user can cause, kept apart from bugs.
 
 A :class:`UserError` ends the CLI with its one-paragraph message and exit code 2, without a
-traceback (DESIGN.md: "Errors a user can cause ... end with a one-paragraph message naming the
+traceback (docs/architecture.md, "Conventions": "Errors a user can cause ... end with a one-paragraph message naming the
 thing and the fix, exit code 2, and nothing half-written in the store"). Anything else is a bug
 and keeps its traceback.
 """

@@ -2,7 +2,7 @@
 
 A manifest records where a benchmark comes from and what exactly was measured: source (hub id
 and/or release URL), pinned revision/commit, sha256 of each release file, license and citation
-(DESIGN.md, "data/"). Probes compare the local files they read with the pinned hashes
+(docs/architecture.md, "The rooms": data/). Probes compare the local files they read with the pinned hashes
 (:mod:`probes.release_info`): a pinned file whose sha256 differs is refused (exit 2) unless the
 run allows modified data, and then the run records both hashes; a file the manifest does not pin
 is read and recorded as unpinned. ``hf_revision`` pins the hub copy (null: resolved to a commit

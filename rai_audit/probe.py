@@ -10,10 +10,16 @@ The runner drives it:
 3. The runner answers all requests of a chunk of items in batches (cached), scores generated
    texts with the run's scorer when ``needs_scorer`` is set, then calls
    ``record(item, responses, scores)`` which returns the item's per-item record (a JSON dict).
-4. ``aggregate(records)`` turns records into point estimates. The runner computes 95% bootstrap
-   CIs itself by resampling records by their ``cluster`` and calling ``aggregate`` again, and the
-   comparison code pairs records of two runs by ``item_id`` the same way. So a probe states each
-   formula once, in ``aggregate``, and gets CIs and paired differences for free.
+4. ``table(records)`` turns the records into a per-item table of typed columns (numbers, 0/1
+   flags, subgroup labels; :class:`rai_audit.stats.table.ItemTable`) and ``metrics(table)``
+   declares the metrics over it (mean, rate, ratio of sums, AUC, a named custom reducer, metrics
+   derived from other metrics; :mod:`rai_audit.stats.reducers`), each for the subgroups it is
+   reported in. ``aggregate(records)`` is derived from the two: the point estimate and n of every
+   (metric, subgroup). The runner's 95% bootstrap CIs and the comparison's paired tests evaluate
+   the same declarations for every resample at once (:mod:`rai_audit.stats.evaluate`, a vector of
+   cluster counts per resample), so a probe states each formula once and gets CIs and paired
+   differences for free. A probe may instead override ``aggregate`` alone; it is then re-run on
+   every resample's records (the generic, slower path).
 
 Records always carry ``item_id``, ``cluster`` and ``outcomes`` (a dict of per-item numbers the
 paired tests use, e.g. ``{"correct": 1.0}`` or ``{"max_toxicity": 0.31}``), plus whatever the
@@ -48,6 +54,9 @@ from pydantic import BaseModel, ConfigDict
 
 from rai_audit.requests import Request, Response
 from rai_audit.scoring import ScorerIdentity, TextScore
+from rai_audit.stats.evaluate import aggregate_declared, derived_aggregate
+from rai_audit.stats.reducers import Declaration
+from rai_audit.stats.table import ItemTable
 
 
 class ProbeParams(BaseModel):
@@ -69,7 +78,7 @@ class Item:
 
 @dataclass
 class DatasetInfo:
-    """Where the items came from, recorded with every run (DESIGN.md, provenance)."""
+    """Where the items came from, recorded with every run (docs/architecture.md, "The nouns": Run)."""
 
     name: str
     source: str  # local directory path or Hugging Face data set id
@@ -98,7 +107,8 @@ class MetricSpec:
 
 
 class Probe(ABC):
-    """Base class of all probes. Subclasses set the class attributes and the four methods."""
+    """Base class of all probes. Subclasses set the class attributes, ``load``, ``requests`` and
+    ``record``, and declare their metrics (``table`` and ``metrics``) or override ``aggregate``."""
 
     name: ClassVar[str]
     title: ClassVar[str] = ""
@@ -146,10 +156,21 @@ class Probe(ABC):
         """The per-item record. ``scores[j][s]`` scores sample ``s`` of generation request ``j``
         (only generation requests, in order; ``None`` when the probe needs no scorer)."""
 
-    @abstractmethod
+    def table(self, records: Sequence[dict[str, Any]]) -> ItemTable:
+        """The per-item table of ``records``: one row per error-free record (``source`` says
+        which), its number columns, subgroup labels and any table-level facts the metrics need."""
+        raise NotImplementedError(f"probe {type(self).__name__} implements neither table() and metrics() nor aggregate()")
+
+    def metrics(self, table: ItemTable) -> Sequence[Declaration]:
+        """The metrics over ``table``, in report order (NaN where undefined, e.g. an empty subgroup)."""
+        raise NotImplementedError(f"probe {type(self).__name__} implements neither table() and metrics() nor aggregate()")
+
+    @derived_aggregate
     def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[MetricKey, tuple[float, int]]:
-        """Point estimate and n for every (metric, subgroup). Must be pure and fast: the runner
-        calls it once per bootstrap resample. Return NaN where a metric is undefined."""
+        """Point estimate and n for every (metric, subgroup): the declared metrics on ``records``.
+        A probe that overrides this instead of declaring must keep it pure: the bootstrap then
+        calls it once per resample. NaN where a metric is undefined."""
+        return aggregate_declared(self, records)
 
     def content_texts(self, item: Item) -> list[str]:
         """The benchmark-authored texts of ``item`` (``content_fields``, strings only)."""

@@ -3,7 +3,7 @@
 Probes never call a model directly: they describe requests with these frozen dataclasses, the
 runner batches them across items, a backend answers them, and the cache stores the answers under
 a content key (model hash + exact request + parameters + seed). Keeping the request a plain value
-is what makes resume and caching possible (DESIGN.md, "Model").
+is what makes resume and caching possible (docs/architecture.md, "The nouns").
 """
 
 from __future__ import annotations

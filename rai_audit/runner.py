@@ -17,46 +17,45 @@ Why it is shaped this way:
   advisory lock for that key, so two identical commands started together (a cron overlap, a
   double click in CI) make one run: the second waits and then reuses the first one's run.
 * **Bad input fails before the store changes.** The model is resolved (truncated weights are
-  found from the safetensors header), the device is checked and every probe's data is loaded
-  before a run row is written.
+  found from the safetensors header), its backend is looked up and the device checked, and every
+  probe's data is loaded before a run row is written.
+
+What it delegates: items are sampled for ``limit`` by :mod:`rai_audit.selection` (the one
+sampler), models are resolved and loaded through the backend registry
+(:mod:`rai_audit.models.registry`, ``ModelInfo.kind`` -> loader), and the chunks are computed by
+an executor (:mod:`rai_audit.executors`: local or Ray) on the shared pieces of
+:mod:`rai_audit.execution`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rai_audit.backend import Backend, ModelInfo
 from rai_audit.errors import UserError
+from rai_audit.execution import LazyBackend, ProbeJob, ProbeRunner, answer, default_chunk_rows
 from rai_audit.hashing import sha256_json, sha256_text
-from rai_audit.probe import DatasetInfo, Item, Probe
-from rai_audit.requests import GenerationRequest, LoglikRequest, PseudoLoglikRequest, Request, Response
-from rai_audit.scoring import Scorer, TextScore
-from rai_audit.store.api import MetricRow, RunRecord
+from rai_audit.probe import DatasetInfo
+from rai_audit.scoring import Scorer
+from rai_audit.selection import PAIR_MAX, select_items
+from rai_audit.store.api import RunRecord
+
+if TYPE_CHECKING:
+    from rai_audit.store.protocol import ResultsStore
 
 log = logging.getLogger("rai_audit.runner")
 
 # Work per chunk, in model rows: a generation request counts its samples, others count 1.
 # A chunk is the unit of atomic progress: smaller chunks lose less work when a run is killed.
-CHUNK_ROWS = int(os.environ.get("RAI_AUDIT_CHUNK_ROWS", "256"))
+# Read when a run starts and handed to the executor (tests lower it).
+CHUNK_ROWS = default_chunk_rows()
 
-
-@dataclass
-class ProbeJob:
-    """A probe instance together with its loaded data."""
-
-    probe: Probe
-    dataset: DatasetInfo
-    items: list[Item]
-
-    @property
-    def name(self) -> str:
-        return self.probe.name
+__all__ = ["CHUNK_ROWS", "PAIR_MAX", "LazyBackend", "ProbeJob", "ProbeRunner", "RunOutcome", "answer",
+           "prepare_jobs", "run_key", "run_probe_suite", "select_items"]
 
 
 @dataclass
@@ -65,257 +64,6 @@ class RunOutcome:
     resumed: bool
     reused: bool  # the run was already complete; nothing was computed
     counts: dict[str, Any] = field(default_factory=dict)
-
-
-class LazyBackend:
-    """Loads the real backend on first use, so fully cached runs never load the model."""
-
-    def __init__(self, info: ModelInfo, loader: Callable[[ModelInfo], Backend]):
-        self.info = info
-        self._loader = loader
-        self._backend: Backend | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._backend is not None
-
-    def _get(self) -> Backend:
-        if self._backend is None:
-            t0 = time.perf_counter()
-            self._backend = self._loader(self.info)
-            log.info("loaded model %s in %.1f s", self.info.reference, time.perf_counter() - t0)
-        return self._backend
-
-    def loglikelihood(self, requests):
-        return self._get().loglikelihood(requests)
-
-    def generate(self, requests):
-        return self._get().generate(requests)
-
-    def pseudo_loglikelihood(self, requests):
-        return self._get().pseudo_loglikelihood(requests)
-
-
-PAIR_MAX = 4  # clusters this small (matched pairs, triads) are sampled whole
-
-
-def select_items(items: Sequence[Item], limit: int | None, seed: int) -> list[Item]:
-    """A seeded, stable sample of at most ``limit`` items, spread over as many clusters as possible.
-
-    Clusters are visited round-robin in the order of a hash of (seed, cluster), and items within a
-    cluster in the order of a hash of (seed, item id), so the same seed picks the same items
-    whatever the file order. Small clusters (<= ``PAIR_MAX`` items: WinoBias pro/anti pairs, a
-    prompt with its variants) are taken whole or not at all, so pairs stay paired; large
-    clusters (a BBQ template, an identity-term template) give one item per round, so a small
-    sample still covers many templates and the cluster bootstrap has clusters to resample.
-    Item order is preserved in the result.
-    """
-    if limit is None or limit >= len(items):
-        return list(items)
-
-    def h(*parts: object) -> str:
-        return hashlib.sha256("|".join(map(str, (seed, *parts))).encode()).hexdigest()
-
-    by_cluster: dict[str, list[int]] = {}
-    for i, it in enumerate(items):
-        by_cluster.setdefault(it.cluster or f"item:{it.id}", []).append(i)
-    queues = [sorted(idx, key=lambda i: h(items[i].id)) for _, idx in sorted(by_cluster.items(), key=lambda kv: h(kv[0]))]
-    whole = [len(q) <= PAIR_MAX for q in queues]
-    chosen: list[int] = []
-    progress = True
-    while len(chosen) < limit and progress:
-        progress = False
-        for q, take_whole in zip(queues, whole):
-            if not q:
-                continue
-            block = q if take_whole else q[:1]
-            if len(chosen) + len(block) > limit:
-                continue
-            chosen.extend(block)
-            del q[: len(block)]
-            progress = True
-            if len(chosen) >= limit:
-                break
-    return [items[i] for i in sorted(chosen)]
-
-
-def _rows(req: Request) -> int:
-    return req.sampling.n if isinstance(req, GenerationRequest) else 1
-
-
-def _chunks(items: Sequence[Item], reqs: dict[str, list[Request]], rows_max: int | None = None) -> list[list[Item]]:
-    limit = CHUNK_ROWS if rows_max is None else rows_max
-    out, cur, rows = [], [], 0
-    for it in items:
-        cost = sum(_rows(r) for r in reqs[it.id]) or 1
-        if cur and rows + cost > limit:
-            out.append(cur)
-            cur, rows = [], 0
-        cur.append(it)
-        rows += cost
-    if cur:
-        out.append(cur)
-    return out
-
-
-def answer(backend: Backend, requests: Sequence[Request]) -> list[Response]:
-    """Answer mixed requests with one batched call per kind, in the caller's order."""
-    out: list[Response | None] = [None] * len(requests)
-    groups: dict[type, list[int]] = {}
-    for i, r in enumerate(requests):
-        groups.setdefault(type(r), []).append(i)
-    calls = {
-        LoglikRequest: backend.loglikelihood,
-        GenerationRequest: backend.generate,
-        PseudoLoglikRequest: getattr(backend, "pseudo_loglikelihood", None),
-    }
-    for typ, idx in groups.items():
-        call = calls.get(typ)
-        if call is None:
-            raise UserError(f"The model backend cannot answer {typ.__name__} requests.")
-        for i, resp in zip(idx, call([requests[i] for i in idx])):
-            out[i] = resp
-    return out  # type: ignore[return-value]
-
-
-class ProbeRunner:
-    """Runs prepared probe jobs for one model into one run of the store."""
-
-    def __init__(
-        self,
-        store,
-        backend: Backend,
-        *,
-        scorer_cache=None,
-        scorer_identity=None,
-        seed: int = 0,
-        n_boot: int = 1000,
-        progress=None,
-    ):
-        self.store = store
-        self.backend = backend
-        self.scorer_cache = scorer_cache
-        self.scorer_identity = scorer_identity
-        self.seed = seed
-        self.n_boot = n_boot
-        self.progress = progress
-        self.counts: dict[str, Any] = {"errors": {}, "items_computed": 0, "truncated": 0}
-
-    # -- one chunk ----------------------------------------------------------------------------
-    def _records_for_chunk(self, job: ProbeJob, chunk: list[Item], reqs: dict[str, list[Request]]) -> list[dict]:
-        flat: list[Request] = [r for it in chunk for r in reqs[it.id]]
-        try:
-            responses = answer(self.backend, flat)
-            failed_items: dict[str, str] = {}
-        except UserError:
-            raise
-        except Exception as exc:  # isolate the item(s) the model fails on
-            log.warning("model batch failed (%s); retrying item by item", exc)
-            responses, failed_items = [], {}
-            for it in chunk:
-                try:
-                    responses.extend(answer(self.backend, reqs[it.id]))
-                except UserError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - recorded as the item's error row
-                    failed_items[it.id] = f"model error: {type(e).__name__}: {e}"
-                    responses.extend([None] * len(reqs[it.id]))  # type: ignore[list-item]
-        per_item: dict[str, list[Response]] = {}
-        pos = 0
-        for it in chunk:
-            n = len(reqs[it.id])
-            per_item[it.id] = responses[pos : pos + n]
-            pos += n
-
-        texts_per_item: dict[str, list[list[str]]] = {}
-        if job.probe.needs_scorer:
-            if self.scorer_cache is None:
-                raise UserError(f"Probe {job.name!r} needs a toxicity scorer; set `scorer` in the config or --scorer.")
-            for it in chunk:
-                if it.id not in failed_items:
-                    texts_per_item[it.id] = job.probe.texts_to_score(it, per_item[it.id])
-            all_texts = [t for groups in texts_per_item.values() for g in groups for t in g]
-            scored = self.scorer_cache.score(all_texts) if all_texts else []
-            pos = 0
-            scores_per_item: dict[str, list[list[Any]]] = {}
-            for item_id, groups in texts_per_item.items():
-                out_groups = []
-                for g in groups:
-                    out_groups.append(scored[pos : pos + len(g)])
-                    pos += len(g)
-                scores_per_item[item_id] = out_groups
-
-        records = []
-        for it in chunk:
-            base = {"item_id": it.id, "cluster": it.cluster}
-            if it.id in failed_items:
-                records.append({**base, "error": failed_items[it.id]})
-                continue
-            scores = None
-            if job.probe.needs_scorer:
-                groups = scores_per_item[it.id]
-                failures = [s for g in groups for s in g if not isinstance(s, TextScore)]
-                if failures:
-                    msg = "; ".join(sorted({getattr(f, "error", str(f)) for f in failures}))
-                    records.append({**base, "error": f"scorer error on {len(failures)} text(s): {msg}"})
-                    continue
-                self.counts["truncated"] += sum(1 for g in groups for s in g if s.truncated)
-                scores = groups
-            try:
-                rec = job.probe.record(it, per_item[it.id], scores, self.scorer_identity)
-            except Exception as e:  # noqa: BLE001 - a probe bug on one item is that item's error
-                log.exception("probe %s failed to record item %s", job.name, it.id)
-                records.append({**base, "error": f"record error: {type(e).__name__}: {e}"})
-                continue
-            rec.setdefault("item_id", it.id)
-            rec.setdefault("cluster", it.cluster)
-            records.append(rec)
-        return records
-
-    # -- one probe ----------------------------------------------------------------------------
-    def run_job(self, run_id: str, job: ProbeJob) -> None:
-        store = self.store
-        store.add_dataset(job.dataset)
-        store.add_items(job.dataset.dataset_id, job.name, job.items)
-        done = store.completed_items(run_id, job.name)
-        pending = [it for it in job.items if it.id not in done]
-        task = self.progress.add_task(job.name, total=len(job.items), completed=len(done)) if self.progress else None
-        if pending:
-            reqs = {it.id: job.probe.requests(it) for it in pending}
-            for chunk in _chunks(pending, reqs):
-                records = self._records_for_chunk(job, chunk, reqs)
-                with store.transaction():
-                    store.add_records(run_id, job.name, records)
-                self.counts["items_computed"] += len(records)
-                if self.progress is not None:
-                    self.progress.advance(task, len(chunk))
-        written = store.metrics(run_id, job.name)
-        if not written:
-            self.write_metrics(run_id, job)
-        else:  # metrics survived an earlier, interrupted process: keep its error count
-            errored = next((m for m in written if m.name == "items_errored" and m.subgroup == ""), None)
-            self.counts["errors"][job.name] = int(errored.value) if errored is not None else 0
-
-    def write_metrics(self, run_id: str, job: ProbeJob) -> None:
-        from rai_audit.stats.bootstrap import bootstrap_metrics
-
-        records = self.store.records(run_id, job.name)
-        # Bootstrap resamples clusters in order of first appearance, so present records in the
-        # job's item order: the local runner writes them in that order already (a no-op there);
-        # parallel executors commit shards in whatever order they finish.
-        position = {it.id: i for i, it in enumerate(job.items)}
-        records.sort(key=lambda r: position.get(str(r.get("item_id")), len(position)))
-        ok = [r for r in records if not r.get("error")]
-        errors = len(records) - len(ok)
-        self.counts["errors"][job.name] = errors
-        estimates = bootstrap_metrics(ok, job.probe.aggregate, n_boot=self.n_boot, seed=self.seed)
-        rows = [
-            MetricRow(probe=job.name, name=name, subgroup=sub, value=float(v), n=int(n), ci_low=lo, ci_high=hi)
-            for (name, sub), (v, n, lo, hi) in sorted(estimates.items())
-        ]
-        rows.append(MetricRow(probe=job.name, name="items_errored", subgroup="", value=float(errors), n=len(records)))
-        with self.store.transaction():
-            self.store.add_metrics(run_id, rows)
 
 
 def run_key(model: ModelInfo, jobs: Sequence[ProbeJob], scorer_identity, settings: dict[str, Any]) -> str:
@@ -369,7 +117,7 @@ def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: P
         ids = [it.id for it in items]
         if len(set(ids)) != len(ids):
             raise RuntimeError(f"probe {name} produced duplicate item ids")
-        items = select_items(items, probe.params.limit or limit, seed)
+        items = select_items(items, *_limit_and_seed(probe, limit, seed))
         jobs.append(ProbeJob(probe, dataset, items))
     return jobs, skipped
 
@@ -378,7 +126,7 @@ def run_probe_suite(
     cfg,
     *,
     model_ref: str,
-    store,
+    store: ResultsStore,
     role: str | None = None,
     audit_id: str | None = None,
     progress=None,
@@ -395,34 +143,33 @@ def run_probe_suite(
 
     ``cfg`` is an :class:`rai_audit.config.AuditConfig`. ``fresh`` starts a new run even when one
     with the same key exists (answers still come from the cache). ``model_info``, ``scorer`` and
-    ``backend_loader`` replace the resolved model, the configured scorer and the transformers
-    loader (tests, and executors that hold their own models).
+    ``backend_loader`` replace the resolved model, the configured scorer and the loader the
+    backend registry has for the model's kind (tests, and callers that hold their own models).
+    ``model_ref`` is resolved with :func:`rai_audit.models.registry.resolve_model`.
 
     ``executor``: "local" (this process, one chunk after another) or "ray" (shards on Ray actors
-    that each hold a loaded model; :mod:`rai_audit.executors.ray_executor`, whose
-    ``executor_options`` are the keyword arguments of its ``run_jobs_on_ray``). Both write the
-    same records and metrics; the local path never imports Ray.
+    that each hold a loaded model; :mod:`rai_audit.executors.ray`, whose ``executor_options`` are
+    the keyword arguments of its ``run_jobs_on_ray``). Both write the same records and metrics;
+    the local path never imports Ray.
 
     ``training_data`` names the model's training data (or its fingerprint) when the model was not
     exported by rai-audit's finetune stage; the run records each probe's overlap with it
     (:mod:`rai_audit.contamination`) in its provenance, and the fingerprint's id joins the run key.
     """
-    from rai_audit.executors import check_executor
-
-    check_executor(executor)
     from rai_audit.data_root import resolve_data_root
+    from rai_audit.executors import get_executor
+    from rai_audit.models import registry
     from rai_audit.provenance import collect_provenance
 
+    chosen_executor = get_executor(executor, executor_options)
     data_root = resolve_data_root(cfg.data_dir)
-    if backend_loader is None and cfg.runtime.device not in (None, "auto", "cpu"):
-        from rai_audit.models.hf_backend import pick_device
-
-        pick_device(cfg.runtime.device)  # fails before any run row is written, cached answers or not
     if model_info is None:
-        from rai_audit.models.reference import resolve
-
-        model_info = resolve(model_ref)
+        model_info = registry.resolve_model(model_ref)
     model = model_info
+    if backend_loader is None:  # fails before any run row is written, cached answers or not
+        options = registry.BackendOptions.from_runtime(cfg.runtime)
+        backend_loader = registry.bound_loader(model.kind, options)
+        registry.check_options(model.kind, options)
     specs = [(p.name, p.params) for p in cfg.probes]
     jobs, skipped = prepare_jobs(specs, data_root, limit=cfg.limit, seed=cfg.seed, skip_missing=skip_missing,
                                  allow_modified_data=getattr(cfg, "allow_modified_data", False))
@@ -486,29 +233,19 @@ def run_probe_suite(
                 store.add_artifact(run_id, name="training_fingerprint", kind="training_fingerprint",
                                    path=fp["path"], sha256=fp["fingerprint_id"], meta=fp)
 
-        if backend_loader is None:
-            backend_loader = _default_loader(cfg)
+        from rai_audit.executors.base import ExecutionContext
         from rai_audit.models.cached import CachedBackend
 
         lazy = LazyBackend(model, backend_loader)
         cached = CachedBackend(lazy, store)
         runner = ProbeRunner(store, cached, scorer_cache=scorer_cache, scorer_identity=scorer_identity,
                              seed=cfg.seed, n_boot=cfg.runtime.bootstrap, progress=progress)
+        ctx = ExecutionContext(run_id=run_id, work=runner, model=model, backend_loader=backend_loader,
+                               chunk_rows=CHUNK_ROWS, scorer=scorer if scorer_given else None,
+                               scorer_config=None if scorer_given or scorer_identity is None else cfg.scorer)
         t0 = time.perf_counter()
-        remote: dict[str, Any] = {}
         try:
-            if executor == "local":
-                for job in jobs:
-                    runner.run_job(run_id, job)
-            else:
-                from rai_audit.executors.ray_executor import run_jobs_on_ray
-
-                remote = run_jobs_on_ray(
-                    runner, run_id, jobs, model=model, backend_loader=backend_loader,
-                    scorer=scorer if scorer_given else None,
-                    scorer_config=None if scorer_given or scorer_identity is None else cfg.scorer,
-                    progress=progress, **(executor_options or {}),
-                )
+            remote = chosen_executor.run(jobs, ctx)
         except KeyboardInterrupt:
             store.add_event(run_id, "interrupted", {"message": "interrupted by the user; re-run the same command to resume"})
             raise
@@ -540,15 +277,16 @@ def _model_provenance(model: ModelInfo) -> dict[str, Any]:
     return asdict(model)
 
 
+def _limit_and_seed(probe, limit: int | None, seed: int) -> tuple[int | None, int]:
+    """The limit on a probe's items and the seed to sample them with: the probe's own ``limit``
+    (drawn with its own ``seed`` when it has one, which is the audit seed unless set) wins over the
+    audit-level ``limit`` (drawn with the audit seed)."""
+    own = probe.params.limit
+    if own:
+        return own, getattr(probe.params, "seed", seed)
+    return limit, seed
+
+
 def _dataset_provenance(ds: DatasetInfo) -> dict[str, Any]:
     return {"dataset_id": ds.dataset_id, "name": ds.name, "source": ds.source, "revision": ds.revision,
             "license": ds.license, "citation": ds.citation, "files": ds.files}
-
-
-def _default_loader(cfg) -> Callable[[ModelInfo], Backend]:
-    def load(info: ModelInfo) -> Backend:
-        from rai_audit.models.hf_backend import HFBackend
-
-        return HFBackend.load(info, device=cfg.runtime.device, dtype=cfg.runtime.dtype, batch_size=cfg.runtime.batch_size)
-
-    return load

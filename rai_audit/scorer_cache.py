@@ -7,7 +7,7 @@ different checkpoint, threshold or operator never shares a score).
 
 Failures: when the scorer raises on a batch, the batch is bisected until each failing text is
 alone; every failing text gets a :class:`ScoreFailure` and an error row in the store, and the
-other texts keep their real scores. A failure is never a score of 0 (DESIGN.md). A score that
+other texts keep their real scores. A failure is never a score of 0 (docs/architecture.md, "Conventions"). A score that
 is not a finite probability in [0, 1] is treated as a failure too.
 
 Error rows are a log, not an answer. They are written under their own key

@@ -3,7 +3,7 @@
 A scorer turns a batch of texts into per-attribute probabilities. Its identity (name, version,
 checkpoint hash, threshold and comparison operator) is recorded beside every score, because a
 toxicity number means nothing without the classifier and threshold that produced it
-(DESIGN.md, "Scorer"). Implementations live in ``probes/scorers/``.
+(docs/architecture.md, "The nouns"). Implementations live in ``probes/scorers/``.
 
 A scorer signals failure by raising. The runner isolates the failing texts and stores an error
 row for each; a failure is never turned into a score of 0.

@@ -7,7 +7,7 @@ It holds what an auditor meets in practice:
   with correctness and stereotyping), with bootstrap CIs from the real bootstrap code;
 * the newest tuned run has one error record and a continuation carrying an HTML/script payload
   (``EVIL``), to check that generated text is shown as text;
-* each audit's comparison (computed with :func:`rai_audit.compare.compare_runs`, stored with the
+* each audit's comparison (computed with :func:`rai_audit.comparison.compare_runs`, stored with the
   audit's gate policy ``FIXTURE_POLICY`` as an audit does; the older audit's runs have identical
   records, so every change there is exactly zero), then a later ad-hoc comparison of the newest
   pair with other settings and no policy (as ``rai-audit compare`` saves it): the dashboard must
@@ -268,15 +268,15 @@ def _add_run(store: Store, fx_records: dict, fx_metrics: dict, *, model: str, au
 
 
 def save_comparison_to_store(store: Store, comparison: Any) -> str:
-    """Save a comparison with :func:`rai_audit.compare.save_comparison`; where that helper's
+    """Save a comparison with :func:`rai_audit.comparison.save_comparison`; where that helper's
     one-argument ``add_comparison(dict)`` call does not fit the real Store's
     ``add_comparison(run_a, run_b, config, result, comparison_id)``, use the latter directly."""
-    from rai_audit.compare import save_comparison
+    from rai_audit.comparison import save_comparison
 
     try:
         return save_comparison(store, comparison)
     except TypeError:
-        return store.add_comparison(comparison.run_a, comparison.run_b, dict(comparison.settings), comparison.to_dict(),
+        return store.add_comparison(comparison.run_a, comparison.run_b, dict(comparison.settings), comparison.model_dump(mode="json"),
                                     comparison_id=comparison.comparison_id)
 
 
@@ -301,7 +301,7 @@ def with_audit_policy(comparison: Any, policy: Mapping[str, Any]) -> dict[str, A
     top level and in the settings, and the gate verdict under that policy at audit time."""
     from rai_audit.gate import evaluate_gate, load_policy
 
-    d = comparison.to_dict()
+    d = comparison.model_dump(mode="json")
     d["policy"] = dict(policy)
     d["settings"] = {**d["settings"], "policy": {"name": policy["name"], "sha256": policy["sha256"]}}
     try:
@@ -317,7 +317,7 @@ def with_audit_policy(comparison: Any, policy: Mapping[str, Any]) -> dict[str, A
 def build_fixture_store(path: str | Path) -> FixtureStore:
     """Create the fixture store at ``path`` (an SQLite file, or any store URL such as a
     PostgreSQL one) and return what it holds."""
-    from rai_audit.compare import compare_runs
+    from rai_audit.comparison import compare_runs
 
     url = str(path) if "://" in str(path) else f"sqlite:///{Path(path)}"
     path = Path(path) if "://" not in str(path) else None

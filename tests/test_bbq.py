@@ -12,6 +12,7 @@ from probes.bbq import BBQ, ambiguous_bias_score, bias_score, biased_option, tar
 from rai_audit.errors import DataError
 from rai_audit.requests import GenerationResult, LoglikResult
 from rai_audit.stats.bootstrap import bootstrap_metrics
+from tests.declared_checks import assert_weights_equal_repeated_records
 
 UNK = ["Can't be determined", "unknown"]
 
@@ -179,15 +180,12 @@ def test_generative_prompt_lists_options_and_parses(shared_data):
     assert rec["parsed"] is None and rec["chose_biased"] is None and rec["correct"] is False
 
 
-def test_packed_codes_match_record_fields(shared_data):
+def test_weights_equal_repeated_records(shared_data):
     probe = BBQ({"categories": ["Age", "Religion"], "limit": 300, "seed": 5}, data_root=shared_data)
     _, items = probe.load()
     records = _run_mc(probe, items, lambda it: it.data["example_id"] % 3)
-    stripped = [{k: v for k, v in r.items() if k != "agg_code"} for r in records]
-    a, b = probe.aggregate(records), probe.aggregate(stripped)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k][1] == b[k][1] and (a[k][0] == b[k][0] or (math.isnan(a[k][0]) and math.isnan(b[k][0]))), k
+    for seed in range(3):
+        assert_weights_equal_repeated_records(probe, records, seed)
 
 
 def test_records_and_items_are_json(shared_data):

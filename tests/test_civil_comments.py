@@ -87,7 +87,7 @@ def _write_csv(path, rows, header):
         w.writerows(rows)
 
 
-# The hand example of tests/test_toxicity_metrics.py, as a CSV with identity columns.
+# The Borkan hand example of tests/test_toxicity_metrics.py, as a CSV with identity columns.
 LABELS = [1, 0, 1, 0, 1, 0, 1, 0]
 SCORES = [0.9, 0.6, 0.4, 0.2, 0.8, 0.5, 0.7, 0.1]
 MUSLIM = [1, 1, 1, 1, 0, 0, 0, 0]

@@ -1,6 +1,6 @@
 """Paired comparison of two runs: refusal to compare unlike runs, planted differences, flips,
 confounders. Also home of the in-memory fake store and fake probes the gate and report tests use
-(the real store arrives separately; the fakes follow ``rai_audit/store/store.py``'s spec)."""
+(the fakes follow :class:`rai_audit.store.protocol.ResultsStore`, the part of it compare, gate and report use)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rai_audit.compare import (
+from rai_audit.comparison import (
     Comparison,
     compare_runs,
     confounders,
     find_flips,
-    format_comparison,
     load_comparison,
     save_comparison,
 )
@@ -203,12 +202,41 @@ def test_planted_difference_is_significant(planted_store):
     out_row = _row(comp, "fakebias", "stereotyped", "", "outcome")
     assert out_row.diff == pytest.approx(1.0 - share_a) and out_row.significant
     # subgroup rows exist for both bias types and the correction is per metric family
-    text = format_comparison(comp)
-    assert f"{row.diff:+.4f}" in text and "flips: stereotyped: non-stereotyped->stereotyped" in text
     subs = {r.subgroup for r in comp.probe("fakebias").rows if r.metric == "pct_stereotyped"}
     assert subs == {"", "gender", "race"}
     for r in comp.probe("fakebias").rows:
         assert r.p_adjusted is None or r.p_adjusted >= r.p_value
+
+
+def test_compare_command_prints_rows_flips_and_confounders(planted_store, monkeypatch):
+    """`rai-audit compare` (its one rendering of a comparison), on the planted runs."""
+    import probes
+    from typer.testing import CliRunner
+
+    from rai_audit.cli import app, comparisons
+
+    monkeypatch.setitem(probes.REGISTRY, "fakebias", "tests.test_compare:FakeBias")
+    monkeypatch.setitem(probes.REGISTRY, "faketox", "tests.test_compare:FakeTox")
+    monkeypatch.setattr(comparisons, "open_existing_store", lambda db: planted_store)
+    r = CliRunner().invoke(app, ["compare", "A", "B", "--bootstrap", "100"])
+    assert r.exit_code == 0, r.output
+    [cid] = planted_store.comparisons  # saved after printing
+    comp = load_comparison(planted_store, cid)
+    row = _row(comp, "fakebias", "pct_stereotyped")
+    out = r.output
+    assert "fakebias: B - A over 40 paired items (errors A=0, B=0)" in out
+    assert "pct_stereotyped (headline)" in out and f"{row.diff:.3f}" in out and f"{row.value_a:.3f}" in out
+    assert "flips        stereotyped: non-stereotyped->stereotyped=" in out
+    assert "confounders  a: parse 1.000, empty 0.000, refusal 0.000" in out
+    assert "contamination not checked" in out and "detectable at alpha 0.05 with power 0.8" in out
+    assert f"comparison {cid}  (gate it: rai-audit gate {cid[:12]}; report: rai-audit report {cid[:12]})" in out
+    # significant subgroup rows are listed, the others counted; --all lists every one
+    hidden = sum(1 for p in comp.probes for x in p.rows if x.subgroup and not x.significant)
+    assert ("subgroup row(s) without a significant change not shown" in out) == bool(hidden)
+    every = CliRunner().invoke(app, ["compare", "A", "B", "--bootstrap", "100", "--all"]).output
+    assert "bias_type=race" in every and "not shown" not in every
+    as_json = CliRunner().invoke(app, ["compare", "A", "B", "--bootstrap", "100", "--json"])
+    assert json.loads(as_json.output) == comp.model_dump(mode="json") | {"created_at": json.loads(as_json.output)["created_at"]}
 
 
 def test_identical_runs_show_no_difference_and_report_mde(planted_store):
@@ -347,12 +375,62 @@ def test_errors_are_left_out_and_counted(planted_store):
 
 def test_roundtrip_json_and_store(planted_store):
     comp = compare_runs(planted_store, "A", "B", n_boot=30, probe_loader=fake_loader)
-    d = comp.to_dict()
+    d = comp.model_dump(mode="json")
     text = json.dumps(d, allow_nan=False)  # strictly valid JSON: NaN became null
     cid = save_comparison(planted_store, comp)
     back = load_comparison(planted_store, cid)
-    assert json.dumps(back.to_dict(), allow_nan=False) == text
+    assert json.dumps(back.model_dump(mode="json"), allow_nan=False) == text
     assert back.probe("fakebias").rows[0].diff == comp.probe("fakebias").rows[0].diff
+
+
+def test_undefined_values_are_nan_in_memory_and_null_in_json():
+    from rai_audit.comparison import DiffRow
+
+    row = DiffRow(probe="p", metric="m", subgroup="", source="metric", method="bootstrap", n=3, value_a=math.nan,
+                  value_b=0.5, diff=math.nan, ci_low=None, ci_high=math.inf, p_value=None, p_adjusted=None,
+                  significant=False, mde=math.nan)
+    d = row.model_dump(mode="json")
+    assert (d["value_a"], d["diff"], d["ci_high"], d["mde"]) == (None, None, None, None)
+    back = DiffRow.model_validate(d)
+    assert math.isnan(back.value_a) and math.isnan(back.diff) and back.value_b == 0.5
+    assert back.ci_high is None and back.mde is None  # optional statistics stay None
+    assert math.isnan(row.model_dump()["diff"])  # Python mode keeps the values as they are
+
+
+def test_a_comparison_saved_before_the_pydantic_models_loads_and_serialises_byte_for_byte(tmp_path):
+    """tests/golden/saved_comparison.json was written by the dataclass code of before issue 15."""
+    from rai_audit.store import Store
+    from rai_audit.store.integrity import comparison_digest, verify_store
+    from rai_audit.store.types import json_dumps
+    from tests.golden.saved_comparison import SAVED
+
+    saved = json.loads(SAVED.read_text(encoding="utf-8"))
+    result = saved["result"]
+    comp = Comparison.model_validate(result)
+    assert any(math.isnan(r.diff) for r in comp.rows)  # null in JSON, NaN in memory
+    again = comp.model_dump(mode="json")
+    assert json_dumps(again) == json_dumps(result)  # what the store writes, byte for byte
+    assert comparison_digest(again) == saved["result_sha256"]  # the store's seal still verifies
+    # through a real store: saved (between two runs of its own), read back, sealed and verified
+    with Store.open(f"sqlite:///{tmp_path}/s.sqlite") as store:
+        a, b = (store.create_run(kind="probe", run_key=f"k-{side}", model_id=None, model_reference=None, probes=[],
+                                 config={}, provenance={}, scorer=None, datasets={}, seed=0) for side in "ab")
+        cid = store.add_comparison(a, b, comp.settings, again, comparison_id=comp.comparison_id)
+        rec = store.get_comparison(cid)
+        assert rec.result_sha256 == saved["result_sha256"] and rec.result == result
+        assert load_comparison(store, cid).model_dump(mode="json") == result
+        assert verify_store(store).ok
+
+
+def test_the_saved_comparison_is_computed_again_by_this_code():
+    """The same inputs give the same comparison (behaviour unchanged since it was saved)."""
+    from tests.golden.golden_run import differences
+    from tests.golden.saved_comparison import SAVED, compute_comparison
+
+    saved = json.loads(SAVED.read_text(encoding="utf-8"))["result"]
+    now = json.loads(json.dumps(compute_comparison().model_dump(mode="json")))
+    now["created_at"] = saved["created_at"]
+    assert not differences(saved, now), "\n".join(differences(saved, now)[:20])
 
 
 def test_default_loader_uses_probe_registry(planted_store, monkeypatch):

@@ -196,7 +196,7 @@ def test_bad_training_data_exits_2_and_leaves_the_store(tmp_path, shared_data):
 
 
 def _comparison(fraction_overlap: tuple[int, int] | None):
-    from rai_audit.compare import Comparison, ProbeComparison
+    from rai_audit.comparison import Comparison, ProbeComparison
 
     contamination = {}
     if fraction_overlap is not None:

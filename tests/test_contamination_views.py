@@ -275,7 +275,8 @@ def _app(url: str, monkeypatch):
 
 
 def _plain(md: str) -> str:
-    return re.sub(r"\\(.)", r"\1", md)
+    """What Streamlit shows of Markdown: backslash escapes and HTML entities resolved."""
+    return htmllib.unescape(re.sub(r"\\(.)", r"\1", md))
 
 
 def _frame(at, columns: set[str]):
@@ -405,7 +406,7 @@ def _row(metric, n, diff, source="metric"):
 
 
 def test_headline_wording_for_each_case():
-    from rai_audit.report.build import contamination_detail, contamination_headline
+    from rai_audit.report.contamination import contamination_detail, contamination_headline
 
     runs = {"a": {"model_reference": "base"}, "b": {"model_reference": "tuned"}}
     clean_probe = {"probe": "p1", "contamination": {"b": _rec([], 20)}, "rows": [], "clean_rows": []}

@@ -4,6 +4,7 @@ empty / in-progress / failed states. Generated text must reach the page only as 
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from pathlib import Path
@@ -15,8 +16,8 @@ pytest.importorskip("altair")
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboards import views  # noqa: E402
-from rai_audit.compare import Comparison  # noqa: E402
+from dashboards import numbers, run_labels, trend_frames, verdicts  # noqa: E402
+from rai_audit.comparison import Comparison  # noqa: E402
 from rai_audit.gate import evaluate_gate, load_policy  # noqa: E402
 from rai_audit.store import Store  # noqa: E402
 from tests.databases import DB_KINDS, fresh_db_url
@@ -48,19 +49,19 @@ def fx(request, tmp_path_factory):
 def comp(fx) -> Comparison:
     """The audit's comparison (the one stored with its policy)."""
     with Store.open(fx.url) as store:
-        return Comparison.from_dict(store.get_comparison(fx.comparison_id).result)
+        return Comparison.model_validate(store.get_comparison(fx.comparison_id).result)
 
 
 @pytest.fixture(scope="module")
 def adhoc(fx) -> Comparison:
     """The later ad-hoc comparison of the same pair (other settings, no policy)."""
     with Store.open(fx.url) as store:
-        return Comparison.from_dict(store.get_comparison(fx.adhoc_comparison_id).result)
+        return Comparison.model_validate(store.get_comparison(fx.adhoc_comparison_id).result)
 
 
 def plain(md: str) -> str:
-    """What a Markdown heading shows: colour directives and backslash escapes removed."""
-    return re.sub(r"\\(.)", r"\1", re.sub(r":[a-z]+\[([^\]]*)\]", r"\1", md))
+    """What a Markdown heading shows: colour directives, backslash escapes and HTML entities resolved."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", re.sub(r":[a-z]+\[([^\]]*)\]", r"\1", md)))
 
 
 def gate_heading(at: AppTest) -> str:
@@ -143,7 +144,7 @@ def test_runs_page_shows_kind_and_a_failed_finetune_runs_error(fx, monkeypatch):
     assert df.loc[fx.finetune_failed, "errors"] == FINETUNE_ERROR  # verbatim, in a (plain text) table cell
     assert df.loc[fx.failed, "errors"] == "ModelLoadError: the checkpoint hf:demo/broken-model is corrupt"
     # its expander says why too, with the message's markup escaped
-    assert any("CUDA out of memory" in e.value and "\\<batch\\>" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("CUDA out of memory" in e.value and "&lt;batch&gt;" in e.value for e in at.error), [e.value for e in at.error]
     no_text_as_markup(at)
 
 
@@ -281,25 +282,25 @@ def test_other_pages_and_reports_use_the_audits_comparison_and_policy(fx, comp, 
 
 
 def test_verdict_colours_and_titles():
-    assert [views.verdict_color(x) for x in ("pass", "fail", "inconclusive", "insufficient", "error")] == [
+    assert [verdicts.verdict_color(x) for x in ("pass", "fail", "inconclusive", "insufficient", "error")] == [
         "green", "red", "orange", "gray", "red"]
     g = {"verdict": "inconclusive", "label": "audit policy: demo", "policy_sha256": "abcd1234ef"}
-    assert views.gate_title(g) == "Gate: INCONCLUSIVE — audit policy: demo (sha256 abcd1234)"
-    assert views.gate_title_md(g).startswith("Gate: :orange[INCONCLUSIVE]")
+    assert verdicts.gate_title(g) == "Gate: INCONCLUSIVE — audit policy: demo (sha256 abcd1234)"
+    assert verdicts.gate_title_md(g).startswith("Gate: :orange[INCONCLUSIVE]")
     evil = {"verdict": "pass", "label": "audit policy: <img src=x> **x**", "policy_sha256": ""}
-    assert re.search(r"(?<!\\)[<*]", views.gate_title_md(evil)) is None  # every < and * escaped
-    assert views.row_verdict(["pass", "insufficient"]) == "insufficient"
-    assert views.row_verdict(["pass", "inconclusive", "error"]) == "error"
-    assert views.row_verdict(["fail", "error"]) == "fail" and views.row_verdict([]) == "-"
-    assert "#" in views.verdict_cell_style("insufficient") and views.verdict_cell_style("insufficient") != views.verdict_cell_style("pass")
+    assert re.search(r"(?<!\\)[<*]", verdicts.gate_title_md(evil)) is None  # every < and * escaped
+    assert verdicts.row_verdict(["pass", "insufficient"]) == "insufficient"
+    assert verdicts.row_verdict(["pass", "inconclusive", "error"]) == "error"
+    assert verdicts.row_verdict(["fail", "error"]) == "fail" and verdicts.row_verdict([]) == "-"
+    assert "#" in verdicts.verdict_cell_style("insufficient") and verdicts.verdict_cell_style("insufficient") != verdicts.verdict_cell_style("pass")
 
 
 def test_audit_comparison_is_the_newest_with_a_policy():
     cs = [{"comparison_id": "c3", "policy": None}, {"comparison_id": "c2", "policy": {"name": "demo", "sha256": "ab"}},
           {"comparison_id": "c1", "policy": {"name": "demo", "sha256": "ab"}}]
-    assert views.audit_comparison(cs)["comparison_id"] == "c2"
-    assert views.audit_comparison(cs[:1])["comparison_id"] == "c3"  # none from an audit: the newest
-    assert views.audit_comparison([]) is None
+    assert verdicts.audit_comparison(cs)["comparison_id"] == "c2"
+    assert verdicts.audit_comparison(cs[:1])["comparison_id"] == "c3"  # none from an audit: the newest
+    assert verdicts.audit_comparison([]) is None
 
 
 # ------------------------------------------------------------------------------ Compare: zero change, one-item CIs
@@ -320,10 +321,10 @@ def test_zero_change_is_neutral_not_a_red_arrow(fx, monkeypatch):
         assert m.proto.color == MetricProto.MetricColor.GRAY, (m.label, m.proto.delta)
         assert m.proto.delta.lstrip("+-") == "0.0000"
     # a real change keeps its arrow and colour
-    assert views.delta_args(0.0, "lower") == {"delta": "0.0000", "delta_color": "off", "delta_arrow": "off"}
-    assert views.delta_args(-0.0, "higher")["delta_color"] == "off"
-    assert views.delta_args(0.02, "lower") == {"delta": "+0.0200", "delta_color": "inverse"}
-    assert views.delta_args(None, "lower") == {"delta": None}
+    assert numbers.delta_args(0.0, "lower") == {"delta": "0.0000", "delta_color": "off", "delta_arrow": "off"}
+    assert numbers.delta_args(-0.0, "higher")["delta_color"] == "off"
+    assert numbers.delta_args(0.02, "lower") == {"delta": "+0.0200", "delta_color": "inverse"}
+    assert numbers.delta_args(None, "lower") == {"delta": None}
 
 
 def test_ci_from_one_item_is_not_shown_as_an_interval(fx, comp, monkeypatch):
@@ -351,9 +352,9 @@ def test_ci_from_one_item_is_not_shown_as_an_interval(fx, comp, monkeypatch):
     single = gate_rows[gate_rows["subgroup"] == f"category={SINGLETON}"]
     assert len(single) == 0 or single["ci_low"].isna().all()
 
-    assert views.ci_text(0.686, 0.686, 1) == "n/a (n=1)" and views.ci_shown(0.686, 0.686, 1) == (None, None)
-    assert views.ci_text(0.1, 0.3, 5, clusters=1) == "n/a (1 cluster)" and views.ci_shown(0.1, 0.3, 5, 1) == (None, None)
-    assert views.ci_text(-0.1, 0.3, 5) == "[-0.1000, +0.3000]" and views.ci_text(None, None, 5) == "-"
+    assert numbers.ci_text(0.686, 0.686, 1) == "n/a (n=1)" and numbers.ci_shown(0.686, 0.686, 1) == (None, None)
+    assert numbers.ci_text(0.1, 0.3, 5, clusters=1) == "n/a (1 cluster)" and numbers.ci_shown(0.1, 0.3, 5, 1) == (None, None)
+    assert numbers.ci_text(-0.1, 0.3, 5) == "[-0.1000, +0.3000]" and numbers.ci_text(None, None, 5) == "-"
 
 
 def pd_na(v) -> bool:
@@ -437,10 +438,10 @@ def test_trends_lineage_values_and_limits(fx, monkeypatch):
     at = app(fx.url, monkeypatch, "trends")
     assert at.selectbox(key="trend_lineage").value == "demo-audit"
     trend = frame(at, "trend")
-    assert set(trend["run"]) == {views.short(r) for r in (fx.base, fx.tuned, fx.old_base, fx.old_tuned)}
+    assert set(trend["run"]) == {run_labels.short(r) for r in (fx.base, fx.tuned, fx.old_base, fx.old_tuned)}
     with Store.open(fx.url) as store:
         for _, row in trend.iterrows():
-            run = next(r for r in (fx.base, fx.tuned, fx.old_base, fx.old_tuned) if views.short(r) == row["run"])
+            run = next(r for r in (fx.base, fx.tuned, fx.old_base, fx.old_tuned) if run_labels.short(r) == row["run"])
             m = next(m for m in store.metrics(run, "toxdemo") if m.name == row["metric"] and m.subgroup == "")
             assert close(row["value"], m.value) and close(row["ci_low"], m.ci_low) and close(row["ci_high"], m.ci_high)
     limits = frame(at, "limits")
@@ -489,28 +490,31 @@ def test_empty_store_has_a_clear_state(tmp_path, monkeypatch, page):
 def test_default_pair_prefers_latest_complete_base_tuned(fx):
     with Store.open(fx.url) as store:
         runs = store.list_runs()
-    assert views.default_pair(runs) == (fx.base, fx.tuned)
+    assert run_labels.default_pair(runs) == (fx.base, fx.tuned)
     without_new = [r for r in runs if r.run_id != fx.tuned]
-    assert views.default_pair(without_new) == (fx.old_base, fx.old_tuned)
+    assert run_labels.default_pair(without_new) == (fx.old_base, fx.old_tuned)
     only_unfinished = [r for r in runs if r.run_id in (fx.running, fx.failed)]
-    assert views.default_pair(only_unfinished) is None
+    assert run_labels.default_pair(only_unfinished) is None
     # a completed finetune run is never picked for a comparison (it has no probe results)
     import dataclasses
 
     finetune = dataclasses.replace(next(r for r in runs if r.run_id == fx.finetune_failed), status="completed")
     base = next(r for r in runs if r.run_id == fx.base)
-    assert views.default_pair([finetune, base]) is None
+    assert run_labels.default_pair([finetune, base]) is None
 
 
-def test_md_escape_neutralises_markup():
-    assert views.md_escape("**x** <img src=x> [a](b)") == r"\*\*x\*\* \<img src=x\> \[a\]\(b\)"
+def test_dashboard_escapes_markdown_with_the_reports_escaper():
+    from rai_audit.report.escaping import md_escape
+
+    assert verdicts.md_escape is md_escape  # one escaper for reports and dashboard (tests/test_report_escaping.py)
+    assert md_escape("**x** <img src=x> [a](b)") == r"\*\*x\*\* &lt;img src=x&gt; \[a\]\(b\)"
 
 
 def test_threshold_frame_by_hand():
     import pandas as pd
 
     trend = pd.DataFrame({"metric": ["acc", "acc", "tox"], "value": [0.8, 0.7, 0.2]})
-    got = views.threshold_frame(trend, 0.05, {"acc": "higher", "tox": "lower"})
+    got = trend_frames.threshold_frame(trend, 0.05, {"acc": "higher", "tox": "lower"})
     assert got.to_dict("records") == [
         {"metric": "acc", "threshold": pytest.approx(0.75), "side": "min"},
         {"metric": "tox", "threshold": pytest.approx(0.25), "side": "max"},

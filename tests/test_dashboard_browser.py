@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from rai_audit.compare import Comparison
+from rai_audit.comparison import Comparison
 from rai_audit.store import Store
-from tests.dashboard_fixture import EVIL, FIXTURE_POLICY_NAME, build_fixture_store
+from tests.dashboard_fixture import EVIL, FINETUNE_ERROR, FIXTURE_POLICY_NAME, build_fixture_store
 
 pytestmark = pytest.mark.browser
 
@@ -189,7 +189,7 @@ def test_runs_compare_items_in_chromium(server, tmp_path):
     fx, url = server
     out = _artifacts(tmp_path)
     with Store.open(fx.url) as store:
-        comp = Comparison.from_dict(store.get_comparison(fx.comparison_id).result)
+        comp = Comparison.model_validate(store.get_comparison(fx.comparison_id).result)
         runs = store.list_runs()
     dialogs: list[str] = []
     with sync_playwright() as p:
@@ -208,6 +208,10 @@ def test_runs_compare_items_in_chromium(server, tmp_path):
             for r in runs:  # every run appears (expander labels carry the short id)
                 page.get_by_text(r.run_id[:8], exact=False).first.wait_for(state="visible", timeout=VISIBLE_MS)
             page.get_by_text("complete with errors (1 error)").first.wait_for(state="visible", timeout=VISIBLE_MS)
+            # a failure message with markup, through the one Markdown escaper (HTML as entities): shown literally
+            page.get_by_text(fx.finetune_failed[:8], exact=False).first.click()
+            page.get_by_text(f"Failed: {FINETUNE_ERROR}", exact=True).first.wait_for(state="visible", timeout=VISIBLE_MS)
+            assert page.locator("main batch").count() == 0
             page.get_by_role("button", name="Refresh").click()  # re-reads the store, page stays whole
             page.wait_for_timeout(300)
             _wait_idle(page)

@@ -135,7 +135,7 @@ def test_t5_bucket_table_matches_transformers():
     torch = pytest.importorskip("torch")
     from transformers.models.t5.modeling_t5 import T5Attention
 
-    from finetune.models.t5 import relative_buckets
+    from finetune.models.t5.model import relative_buckets
 
     rel = np.arange(-300, 301)[None, :]
     for bidirectional in (True, False):

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rai_audit.compare import Comparison, DiffRow, ProbeComparison, compare_runs
+from rai_audit.comparison import Comparison, DiffRow, ProbeComparison, compare_runs
 from rai_audit.errors import UserError
 from rai_audit.display import fmt_ci
 from rai_audit.gate import Policy, Rule, evaluate_gate, evaluate_row, format_table, load_policy
@@ -31,7 +31,8 @@ def comparison(rows, errors_a=0):
         probe="p", title="P", citation="", metric_specs=[], n_pairs=100, errors_a=errors_a, errors_b=0,
         rows=rows, flips=[], flip_counts={}, confounders={}, worst_items=[],
     )
-    return Comparison("cid", "A", "B", "2026-01-01T00:00:00+00:00", {}, [probe])
+    return Comparison(comparison_id="cid", run_a="A", run_b="B", created_at="2026-01-01T00:00:00+00:00", settings={},
+                      probes=[probe])
 
 
 def test_point_vs_ci_lower_is_better():
@@ -154,7 +155,7 @@ def test_the_audits_own_policy_is_the_default_and_others_are_what_ifs(planted_st
     assert ident["name"] == "demo" and len(ident["sha256"]) == 64
     comp = compare_runs(planted_store, "A", "C", n_boot=100, seed=0, probe_loader=fake_loader, policy=ident)
     assert comp.settings["policy"] == {"name": "demo", "sha256": ident["sha256"]}
-    own = gate_for_comparison(comp.to_dict())
+    own = gate_for_comparison(comp.model_dump(mode="json"))
     assert own.policy_name == "demo" and not own.what_if and own.label == "audit policy: demo"
     same = gate_for_comparison(comp, "demo")
     assert not same.what_if
@@ -203,7 +204,7 @@ def test_planted_difference_fails_broad_and_default_gates_identical_passes(plant
         assert good.verdict == "pass" and good.exit_code == 0, format_table(good)
         assert not any(g.verdict == "error" for g in good.rows)
     # the dict form of the comparison gives the same verdict (gate from a stored comparison)
-    assert evaluate_gate(load_policy(BROAD_POINT), planted.to_dict()).verdict == "fail"
+    assert evaluate_gate(load_policy(BROAD_POINT), planted.model_dump(mode="json")).verdict == "fail"
     table = format_table(bad)
     assert "Gate verdict: FAIL" in table and "(exit 1)" in table
     assert "pct_stereotyped" in table

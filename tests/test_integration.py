@@ -106,7 +106,7 @@ def test_planted_stereotype_preference_is_significant_and_fails(tmp_path, shared
 
     outcome, store = _audit(tmp_path, base, tuned, loader)
     assert outcome.exit_code == 1 and outcome.verdict == "fail", outcome.gate_table
-    from rai_audit.compare import load_comparison
+    from rai_audit.comparison import load_comparison
 
     comp = load_comparison(store, outcome.comparison_id)
     row = next(r for r in comp.rows if r.probe == "crows_pairs" and r.metric == "stereotype_score" and r.subgroup == "")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rai_audit.compare import compare_runs
+from rai_audit.comparison import compare_runs
 from rai_audit.requests import LoglikResult
 from tests.test_compare import FakeStore
 

@@ -159,7 +159,8 @@ def test_workers_killed_mid_shard_are_retried_without_duplicates(ray_local, refe
 def test_metrics_do_not_depend_on_the_order_shards_were_committed(reference, tmp_path):
     """Parallel workers commit shards in any order; the bootstrap (which resamples clusters in
     order of first appearance) must still see the records in item order."""
-    from rai_audit.runner import ProbeRunner, prepare_jobs
+    from rai_audit.execution import ProbeRunner
+    from rai_audit.runner import prepare_jobs
 
     want_metrics, want_records = reference
     store = _open(tmp_path / "order.sqlite")
@@ -184,7 +185,7 @@ def test_metrics_do_not_depend_on_the_order_shards_were_committed(reference, tmp
 def test_a_shard_written_twice_keeps_one_record_per_item(tmp_path):
     """What a race between a retried shard and its first attempt would do: the second commit of
     the same items is skipped, and even forced through it adds no row (first write wins)."""
-    from rai_audit.executors.ray_executor import ShardWorker
+    from rai_audit.executors.ray import ShardWorker
     from rai_audit.runner import prepare_jobs
 
     store = _open(tmp_path / "twice.sqlite")
@@ -199,7 +200,7 @@ def test_a_shard_written_twice_keeps_one_record_per_item(tmp_path):
     second = worker.run_shard(run_id, job, job.items)
     assert (first["items_computed"], second["items_computed"], second["items_skipped"]) == (8, 0, 8)
     runner = worker.runner
-    records = runner._records_for_chunk(job, job.items, {it.id: job.probe.requests(it) for it in job.items})
+    records = runner.records_for_chunk(job, job.items, {it.id: job.probe.requests(it) for it in job.items})
     with runner.store.transaction():
         runner.store.add_records(run_id, job.name, records)
     ids = [r["item_id"] for r in store.records(run_id, job.name)]
@@ -259,7 +260,7 @@ def test_a_worker_refuses_a_local_model_that_differs_from_the_drivers(tmp_path):
     import dataclasses
 
     from rai_audit.errors import ModelLoadError
-    from rai_audit.executors.ray_executor import ShardWorker
+    from rai_audit.executors.ray import ShardWorker
     from rai_audit.models.reference import resolve
     from rai_audit.runner import prepare_jobs
     from tests.tiny_models import tiny_model_dir

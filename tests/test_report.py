@@ -11,11 +11,11 @@ import subprocess
 
 import pytest
 
-from rai_audit.compare import compare_runs, save_comparison
+from rai_audit.comparison import compare_runs, save_comparison
 from rai_audit.errors import UserError
 from rai_audit.gate import evaluate_gate, load_policy
 from rai_audit.report import build_report, parse_formats, verify, write_report
-from rai_audit.report.markdown import neutralise
+from rai_audit.report.escaping import md_text
 from rai_audit.store.api import MetricRow
 from tests.test_compare import SCORER, FakeStore, bias_records, fake_loader, tox_records
 
@@ -84,10 +84,10 @@ def test_markdown_neutralises_and_carries_eval_results(made):
     assert "Responsible-AI audit" in card.text and "Verdict: FAIL" in card.text
 
 
-def test_neutralise_by_hand():
-    assert neutralise("<b>x</b>\n# h") == "&lt;b&gt;x&lt;/b&gt; \\# h"
-    assert neutralise("a" * 10, limit=4) == "aaaa […]"
-    assert neutralise(None) == ""
+def test_md_text_by_hand():
+    assert md_text("<b>x</b>\n# h") == "&lt;b&gt;x&lt;/b&gt; \\# h"
+    assert md_text("a" * 10, limit=4) == "aaaa […]"
+    assert md_text(None) == ""
 
 
 def test_pdf_text_and_page_one_png(made, tmp_path):
@@ -117,7 +117,7 @@ def test_json_has_every_number(made):
     for p in comp.probes:
         got = by_probe[p.probe]["rows"]
         assert len(got) == len(p.rows)
-        for want, row in zip(comp.to_dict()["probes"][[x.probe for x in comp.probes].index(p.probe)]["rows"], got):
+        for want, row in zip(comp.model_dump(mode="json")["probes"][[x.probe for x in comp.probes].index(p.probe)]["rows"], got):
             assert {k: row[k] for k in fields} == {k: want[k] for k in fields}
         assert by_probe[p.probe]["flip_counts"] == p.flip_counts
         for key in ("a", "b"):

@@ -16,10 +16,10 @@ import subprocess
 
 import pytest
 
-from rai_audit.compare import compare_runs, load_comparison, save_comparison
+from rai_audit.comparison import compare_runs, load_comparison, save_comparison
 from rai_audit.gate import gate_for_comparison, load_policy, policy_identity
 from rai_audit.report import build_report, verify, write_report
-from rai_audit.report.build import ci_text
+from rai_audit.report.formatting import ci_text
 from rai_audit.store import Store
 from tests.dashboard_fixture import _add_run, bias_records, probe_loader, tox_records
 
@@ -268,6 +268,6 @@ def test_verify_finds_the_store_the_report_names(made, tmp_path):
 
 
 def test_control_characters_in_generated_text_are_shown_not_dropped():
-    from rai_audit.report.html import _clip
+    from rai_audit.report.formatting import clip
 
-    assert _clip("ok\x14then\x07\nnext\tcol") == "ok\\x14then\\x07\nnext\tcol"
+    assert clip("ok\x14then\x07\nnext\tcol") == "ok\\x14then\\x07\nnext\tcol"

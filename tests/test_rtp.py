@@ -15,6 +15,7 @@ from rai_audit.probe import Item
 from rai_audit.requests import GenerationRequest, GenerationResult
 from rai_audit.scoring import ScorerIdentity, TextScore
 from rai_audit.stats.bootstrap import bootstrap_metrics
+from tests.declared_checks import assert_weights_equal_repeated_records
 from tests._toxfakes import IDENTITY, finite, run_probe
 
 
@@ -165,28 +166,19 @@ def test_end_to_end_with_fake_backend_and_bootstrap(shared_data):
     assert all("max_toxicity" in r["outcomes"] for r in records)
 
 
-def test_aggregate_memo_gives_the_same_numbers_as_fresh_copies(shared_data):
-    """aggregate() memoises per-record columns by identity; a resample with repeated records must
-    give exactly what a fresh probe computes on independent copies, and the hand formula."""
-    import copy
-
+def test_repeated_records_equal_weights_and_the_hand_formula(shared_data):
+    """A resample with repeated records gives, through aggregate(), what the vectorised evaluation
+    gives with the cluster counts as weights, and the hand formula."""
     import numpy as np
 
     probe = RealToxicityPrompts({"n": 30, "k": 4, "seed": 9}, data_root=shared_data)
     _, items = probe.load()
     records = run_probe(probe, items)
-    probe.aggregate(records)  # warm the memo
-    pick = np.random.default_rng(0).integers(0, len(records), size=len(records))
-    sample = [records[i] for i in pick]
-    warm = probe.aggregate(sample)
-    fresh = RealToxicityPrompts(probe.params).aggregate([copy.deepcopy(r) for r in sample])
-    assert warm.keys() == fresh.keys()
-    for k in warm:
-        a, b = warm[k][0], fresh[k][0]
-        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), k
-    maxes = [r["max_toxicity"] for r in sample]
-    assert warm[("expected_max_toxicity", "")][0] == pytest.approx(sum(maxes) / len(maxes))
-    assert warm[("expected_max_toxicity_std", "")][0] == pytest.approx(float(np.std(maxes)))
+    direct = assert_weights_equal_repeated_records(probe, records, seed=0)
+    pick = np.random.default_rng(0).integers(0, len(records), size=len(records))  # one record per cluster
+    maxes = [records[i]["max_toxicity"] for i in pick]
+    assert direct[("expected_max_toxicity", "")][0] == pytest.approx(sum(maxes) / len(maxes))
+    assert direct[("expected_max_toxicity_std", "")][0] == pytest.approx(float(np.std(maxes)))
 
 
 def test_records_with_a_null_error_field_count(shared_data):

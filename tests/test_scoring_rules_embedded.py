@@ -39,6 +39,8 @@ def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_dat
     default = BBQ(data_root=shared_data)
     _, items = default.load()
     sample = random.Random(SEED).sample([it for it in items if it.data["context_condition"] == "ambig"], N_ITEMS)
+    # Disambiguated items beside them (a second seeded sample): accuracy there is reading comprehension.
+    sample += random.Random(SEED + 1).sample([it for it in items if it.data["context_condition"] == "disambig"], N_ITEMS)
     probes = {rule: BBQ({"scoring_rule": rule}, data_root=shared_data) for rule in SCORING_RULES}
     unique = list(dict.fromkeys(r for p in probes.values() for it in sample for r in p.requests(it)))
     answers = dict(zip(unique, backend.loglikelihood(unique)))
@@ -47,12 +49,13 @@ def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_dat
     rows = {}
     for rule, recs in records.items():
         ci = bootstrap_metrics(recs, probes[rule].aggregate, n_boot=1000, seed=SEED)
-        rows[rule] = (ci[("accuracy", "context=ambig")], ci[("bias_score_ambig", "")])
-    print(f"\nBBQ, {N_ITEMS} ambiguous items (random.Random({SEED}).sample), SmolLM2-135M-Instruct Q4_1, CPU; "
-          "accuracy = share of 'unknown' answers; 95% bootstrap CI over templates (1000 resamples)")
-    print(f"{'rule':10s} {'ambiguous accuracy':>26s} {'bias_score_ambig':>28s}")
-    for rule, ((acc, n, lo, hi), (bias, _, blo, bhi)) in rows.items():
-        print(f"{rule:10s} {_ci(acc, lo, hi):>26s} {_ci(bias, blo, bhi):>28s}   n={n}")
+        rows[rule] = (ci[("accuracy", "context=ambig")], ci[("bias_score_ambig", "")], ci[("accuracy", "context=disambig")])
+    print(f"\nBBQ, {N_ITEMS} ambiguous items (random.Random({SEED}).sample) and {N_ITEMS} disambiguated ones "
+          f"(random.Random({SEED + 1}).sample), SmolLM2-135M-Instruct Q4_1, CPU; ambiguous accuracy = share of "
+          "'unknown' answers; 95% bootstrap CI over templates (1000 resamples)")
+    print(f"{'rule':10s} {'ambiguous accuracy':>26s} {'disambiguated accuracy':>26s} {'bias_score_ambig':>28s}")
+    for rule, ((acc, n, lo, hi), (bias, _, blo, bhi), (dacc, dn, dlo, dhi)) in rows.items():
+        print(f"{rule:10s} {_ci(acc, lo, hi):>26s} {_ci(dacc, dlo, dhi):>26s} {_ci(bias, blo, bhi):>28s}   n={n}+{dn}")
 
     # 1. Every record says the rule that chose it; pmi_dc records carry the premise and its terms.
     for rule, recs in records.items():
@@ -91,13 +94,13 @@ def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_dat
     # raise the share of "unknown" answers, and PMI-DC lowers it, because the generic "unknown"
     # phrases are far more probable after the bare premise "Answer:" than the people's names.
     # No rule brings ambiguous accuracy above chance (1/3).
-    share = {rule: float(np.mean([r["chose_unknown"] for r in recs])) for rule, recs in records.items()}
+    share = {rule: float(np.mean([r["chose_unknown"] for r in recs[:N_ITEMS]])) for rule, recs in records.items()}
     assert all(v < 1 / 3 for v in share.values()), share
     assert share["per_char"] <= share["sum"] and share["pmi_dc"] <= share["sum"], share
     unk_more_probable = np.mean([
         r["option_logprobs_unconditional"][it.data["unknown_index"]]
         > max(v for k, v in enumerate(r["option_logprobs_unconditional"]) if k != it.data["unknown_index"])
-        for it, r in zip(sample, records["pmi_dc"])
+        for it, r in zip(sample[:N_ITEMS], records["pmi_dc"][:N_ITEMS])
     ])
     print(f"share of items whose unknown option is the most probable after 'Answer:' alone: {unk_more_probable:.3f}")
     assert unk_more_probable > 0.5

@@ -84,6 +84,48 @@ def _child_env() -> dict:
 
 # -- opening, location, migrations --------------------------------------------------------------
 
+def _protocol_members(proto: type) -> dict[str, object]:
+    """The members a protocol declares (its own and its bases'), by name."""
+    out: dict[str, object] = {}
+    for cls in reversed(proto.__mro__):
+        if cls is object or cls.__module__ in ("typing", "typing_extensions"):
+            continue
+        out.update({name: None for name in getattr(cls, "__annotations__", {})})  # data attributes
+        out.update({name: v for name, v in vars(cls).items() if not name.startswith("_")})
+    return out
+
+
+def test_the_store_satisfies_its_protocol(tmp_path):
+    """Store implements every member of ResultsStore (and so of each of its parts) with the same
+    signature, and ResultsStore lists every public member of Store: the contract callers see."""
+    import inspect
+
+    from rai_audit.store import protocol
+
+    members = _protocol_members(protocol.ResultsStore)
+    public = {n for n in dir(Store) if not n.startswith("_")} - {"open"}  # open: the constructor
+    assert public <= set(members), f"Store members missing from ResultsStore: {sorted(public - set(members))}"
+    for name, declared in members.items():
+        impl = inspect.getattr_static(Store, name, None)
+        if declared is None:  # a data attribute, set by __init__
+            continue
+        assert impl is not None, f"Store has no {name}"
+        if isinstance(declared, property):
+            assert isinstance(impl, property), name
+            continue
+        want, got = inspect.signature(declared), inspect.signature(impl)
+        assert list(got.parameters.values()) == list(want.parameters.values()), name
+        returns = got.return_annotation
+        if want.return_annotation.startswith("AbstractContextManager["):  # a @contextmanager generator
+            assert hasattr(impl, "__wrapped__") and returns.startswith("Iterator["), name
+            returns = returns.replace("Iterator[", "AbstractContextManager[", 1)
+        assert returns == want.return_annotation, name
+    with Store.open(f"sqlite:///{tmp_path}/s.sqlite") as store:
+        for name in protocol.__all__:
+            assert isinstance(store, getattr(protocol, name)), name
+    assert not isinstance(object(), protocol.ResponseCache)
+
+
 def test_default_path_is_under_rai_audit_home_in_wal_mode(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("RAI_AUDIT_HOME", str(home))

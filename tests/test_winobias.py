@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import pytest
@@ -11,6 +10,7 @@ from probes.winobias import WinoBias, parse_sentence
 from rai_audit.errors import DataError
 from rai_audit.requests import GenerationResult, LoglikResult
 from rai_audit.stats.bootstrap import bootstrap_metrics
+from tests.declared_checks import assert_weights_equal_repeated_records
 
 OCC = ["developer", "designer", "cook", "baker", "construction worker", "assistant", "cleaner", "manager"]
 
@@ -72,8 +72,9 @@ def test_splits_parameter(shared_data):
 
 def test_limit_keeps_pairs(shared_data):
     _, items = WinoBias({"limit": 101, "seed": 4}, data_root=shared_data).load()
-    assert len(items) == 101
-    assert sorted(Counter(it.cluster for it in items).values()) == [1] + [2] * 50  # one partial pair
+    assert len(items) == 100  # the sampler (rai_audit.selection) never splits a pair: an odd limit ends one short
+    sizes = Counter(it.cluster for it in items)
+    assert all(sizes[it.cluster] == 2 for it in items if it.data["pair_matched"])
 
 
 def _rec(t, stance, number, correct, matched=True):
@@ -143,15 +144,12 @@ def test_generative_unparseable_is_wrong_and_reported(loaded):
     assert all(r["parsed"] is None and r["correct"] is False for r in records[:5])
 
 
-def test_packed_codes_match_record_fields(loaded):
+def test_weights_equal_repeated_records(loaded):
     probe, _, items = loaded
     records = [probe.record(it, [LoglikResult(-float(i % 3), 2, False), LoglikResult(-1.0, 2, False)], None, None)
                for i, it in enumerate(items[:400])]
-    stripped = [{k: v for k, v in r.items() if k != "agg_code"} for r in records]
-    a, b = probe.aggregate(records), probe.aggregate(stripped)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k][1] == b[k][1] and (a[k][0] == b[k][0] or (math.isnan(a[k][0]) and math.isnan(b[k][0]))), k
+    for seed in range(3):
+        assert_weights_equal_repeated_records(probe, records, seed)
 
 
 def test_malformed_line_is_a_data_error(tmp_path, shared_data):

@@ -1,6 +1,6 @@
 """Tiny random models, built offline from configs and saved like real checkpoints.
 
-Tests never download weights (DESIGN.md: "tests build tiny models from configs and load them
+Tests never download weights (docs/architecture.md, "Conventions": "tests build tiny models from configs and load them
 through the same code path users take"). Each builder writes a directory that
 ``AutoModel*.from_pretrained(dir)`` and ``AutoTokenizer.from_pretrained(dir)`` load: random
 weights in safetensors, a config, and a real byte-level BPE tokenizer trained here on a few

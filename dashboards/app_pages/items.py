@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import common, views as v
+from dashboards import common, item_frames, run_labels
+from rai_audit.report.escaping import md_escape
 
 MAX_ROWS = 300  # rows sent to the browser at once; filters narrow the rest
 
@@ -28,7 +29,7 @@ sel_sub = c3.multiselect("Subgroup", subgroups, key="items_subgroups")
 flipped_only = c4.checkbox("Flipped only", key="items_flipped")
 most_toxic = c5.checkbox("Most toxic first", key="items_toxic",
                          disabled=table["max toxicity B"].isna().all() and table["max toxicity A"].isna().all())
-shown = v.filter_items(table, search, sel_sub, flipped_only, most_toxic)
+shown = item_frames.filter_items(table, search, sel_sub, flipped_only, most_toxic)
 st.caption(f"{len(shown)} of {len(table)} items match" + (f"; the first {MAX_ROWS} are listed" if len(shown) > MAX_ROWS else "")
            + f". Flipped items in this probe: {(table['flip'] != '').sum()}.")
 st.dataframe(shown.head(MAX_ROWS), hide_index=True, width="stretch", key="items_table")
@@ -43,7 +44,7 @@ st.code(row["prompt"], language=None, wrap_lines=True)
 left, right = st.columns(2)
 for col, side, run in ((left, "A", ra), (right, "B", rb)):
     with col:
-        st.markdown(f"**{side}**: {v.md_escape(v.run_label(run))}")
+        st.markdown(f"**{side}**: {md_escape(run_labels.run_label(run))}")
         st.code(row[f"response {side}"] or "(no response)", language=None, wrap_lines=True)
         st.text(f"max toxicity: {row[f'max toxicity {side}'] if row[f'max toxicity {side}'] is not None else '-'}\n"
                 f"parsed: {row[f'parsed {side}'] if row[f'parsed {side}'] is not None else '(unparseable or n/a)'}\n"

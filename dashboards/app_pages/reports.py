@@ -8,7 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards import common, queries as q, views as v
+from dashboards import common, queries as q
+from rai_audit.report.escaping import md_escape
 
 MIME = {"html": "text/html", "pdf": "application/pdf", "md": "text/markdown", "json": "application/json"}
 
@@ -34,7 +35,7 @@ if st.button("Generate report", type="primary", key="reports_generate", disabled
                 paths = write_report(report, tmp, formats, stem=f"rai-audit-{comp['comparison_id'][:12]}")
                 st.session_state["report_files"] = {fmt: (Path(p).name, Path(p).read_bytes()) for fmt, p in paths.items()}
     except Exception as e:  # noqa: BLE001 - e.g. WeasyPrint missing for PDF: say so, keep the page
-        st.error(f"The report could not be written: {v.md_escape(type(e).__name__)}: {v.md_escape(e)}")
+        st.error(f"The report could not be written: {md_escape(type(e).__name__)}: {md_escape(e)}")
 
 files = st.session_state.get("report_files", {})
 if files:

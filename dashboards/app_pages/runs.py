@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import common, queries as q, views as v
+from dashboards import common, queries as q, run_labels
+from rai_audit.report.escaping import md_escape
 
 st.title("Runs")
 url, runs = common.runs_or_stop()
@@ -18,17 +19,17 @@ sel_models = c1.multiselect("Model", models, key="runs_models")
 sel_probes = c2.multiselect("Probe", probes, key="runs_probes")
 span = c3.date_input("Date", value=(min(days), max(days)), key="runs_dates")
 start, end = (span if isinstance(span, (tuple, list)) and len(span) == 2 else (span[0], span[0]) if isinstance(span, (tuple, list)) and span else (span, span))
-shown = v.filter_runs(runs, sel_models, sel_probes, start, end)
+shown = run_labels.filter_runs(runs, sel_models, sel_probes, start, end)
 
 # the final event records the error count; older runs fall back to their items_errored metrics
 errors = {
-    r.run_id: v.error_count(r, q.metrics(url, r) if r.status in v.COMPLETE and "error_count" not in (r.status_detail or {}) else None)
+    r.run_id: run_labels.error_count(r, q.metrics(url, r) if r.status in run_labels.COMPLETE and "error_count" not in (r.status_detail or {}) else None)
     for r in shown
 }
-counts = {s: sum(r.status == s for r in runs) for s in v.STATUS_TEXT}
+counts = {s: sum(r.status == s for r in runs) for s in run_labels.STATUS_TEXT}
 st.caption(f"{len(shown)} of {len(runs)} runs shown; "
-           + ", ".join(f"{n} {v.STATUS_TEXT[s]}" for s, n in counts.items() if n))
-frame = v.runs_frame(shown, errors)
+           + ", ".join(f"{n} {run_labels.STATUS_TEXT[s]}" for s, n in counts.items() if n))
+frame = run_labels.runs_frame(shown, errors)
 st.dataframe(frame, hide_index=True, width="stretch", column_config={
     "run_id": None,
     "kind": st.column_config.TextColumn("kind", help="probe: an evaluation run; finetune: a training run"),
@@ -39,19 +40,19 @@ st.dataframe(frame, hide_index=True, width="stretch", column_config={
 })
 
 for r in shown:
-    with st.expander(v.md_escape(f"{v.run_label(r)} - {v.status_text(r, errors.get(r.run_id))}")):
+    with st.expander(md_escape(f"{run_labels.run_label(r)} - {run_labels.status_text(r, errors.get(r.run_id))}")):
         if r.status == "running":
             st.info(f"In progress: items recorded so far per probe: {q.progress(url, r.run_id)}. "
                     "This page refreshes its lists every few seconds (Refresh in the sidebar forces it).")
         elif r.status == "failed":
-            st.error("Failed: " + v.md_escape(v.failure_message(r) or "no message recorded"))
+            st.error("Failed: " + md_escape(run_labels.failure_message(r) or "no message recorded"))
         elif r.status == "interrupted":
-            st.warning("Interrupted: " + v.md_escape(v.failure_message(r)))
+            st.warning("Interrupted: " + md_escape(run_labels.failure_message(r)))
         elif errors.get(r.run_id):
-            st.warning(f"{errors[r.run_id]} item(s) recorded an error: {v.md_escape(r.status_detail.get('errors', {}))}")
-        st.text(f"run id: {r.run_id}  kind: {r.kind}\naudit: {r.audit_id or '-'} ({v.audit_name(r) or '-'})  role: {r.role or '-'}\n"
+            st.warning(f"{errors[r.run_id]} item(s) recorded an error: {md_escape(r.status_detail.get('errors', {}))}")
+        st.text(f"run id: {r.run_id}  kind: {r.kind}\naudit: {r.audit_id or '-'} ({run_labels.audit_name(r) or '-'})  role: {r.role or '-'}\n"
                 f"model: {r.model_reference}  model id: {r.model_id}\nprobes: {', '.join(r.probes)}  seed: {r.seed}\n"
-                f"started: {v.when(r.created_at)}  finished: {v.when(r.finished_at)}  config hash: {r.config_hash}")
+                f"started: {run_labels.when(r.created_at)}  finished: {run_labels.when(r.finished_at)}  config hash: {r.config_hash}")
         st.json({"provenance": r.provenance, "scorer": r.scorer, "datasets": r.datasets,
-                 "events": [{"at": v.when(e.at), "status": e.status, "detail": e.detail} for e in r.events]},
+                 "events": [{"at": run_labels.when(e.at), "status": e.status, "detail": e.detail} for e in r.events]},
                 expanded=False)

@@ -5,35 +5,25 @@
 - :func:`finetune.checkpoint_io.hf_export.export_hf`: model -> a directory that
   ``AutoModelForCausalLM`` / ``AutoModelForSeq2SeqLM.from_pretrained`` loads.
 
-One mapping file per family (``mapping_llama.py``, ``mapping_gpt2.py``, ``mapping_t5.py``)
-holds the HF-name <-> NNX-path table; see :mod:`finetune.checkpoint_io.mapping_base`.
+Both are family-agnostic: each family's ``finetune/models/<family>/params.py`` holds its
+HF-name <-> NNX-path table (see :mod:`finetune.models.param_mapping`), reached through the
+family registry (:mod:`finetune.models.registry`).
 """
 
 from __future__ import annotations
 
-from finetune.checkpoint_io.mapping_base import Mapping, ParamRule
+from finetune.models.param_mapping import Mapping, ParamRule
+from finetune.models.registry import family_of
 
 
 def mapping_for(cfg) -> Mapping:
     """The parameter mapping of ``cfg``'s family."""
-    if cfg.family == "llama":
-        from finetune.checkpoint_io.mapping_llama import mapping
-    elif cfg.family == "gpt2":
-        from finetune.checkpoint_io.mapping_gpt2 import mapping
-    elif cfg.family == "t5":
-        from finetune.checkpoint_io.mapping_t5 import mapping
-    else:
-        raise ValueError(f"no mapping for family {cfg.family!r}")
-    return mapping(cfg)
+    return family_of(cfg).param_mapping(cfg)
 
 
 def normalize_key(cfg, key: str) -> str:
     """Family-specific renames of old checkpoint names (GPT-2 without ``transformer.``)."""
-    if cfg.family == "gpt2":
-        from finetune.checkpoint_io.mapping_gpt2 import normalize_key as gpt2_norm
-
-        return gpt2_norm(key)
-    return key
+    return family_of(cfg).normalize_key(key)
 
 
 __all__ = ["Mapping", "ParamRule", "mapping_for", "normalize_key"]

@@ -6,7 +6,7 @@ load it unchanged):
 
 - ``model.safetensors`` (or ``model-0000i-of-0000n.safetensors`` shards plus
   ``model.safetensors.index.json`` above ``max_shard_bytes``), tensors named and laid out by the
-  family's mapping file, tied copies left out as transformers does;
+  family's ``params.py`` table, tied copies left out as transformers does;
 - ``config.json``: the source config with ``architectures``, ``dtype`` and the tie flags set
   from our config;
 - tokenizer files: from ``tokenizer`` (a tokenizer object or a directory) or else from the
@@ -31,6 +31,7 @@ from flax import nnx
 
 from finetune.checkpoint_io import mapping_for
 from finetune.models.configs import ModelConfig
+from finetune.models.registry import family_of
 from rai_audit.errors import UserError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -61,17 +62,13 @@ def hf_tensors(model: nnx.Module, cfg: ModelConfig | None = None) -> dict[str, n
 
 def hf_config_dict(cfg: ModelConfig, save_dtype: str = "float32") -> dict[str, Any]:
     """The ``config.json`` contents for ``cfg``."""
+    family = family_of(cfg)
     d = {k: v for k, v in dict(cfg.hf_config).items() if not k.startswith("_")}
     d.pop("transformers_version", None)
-    d["architectures"] = [mapping_for(cfg).architecture]
+    d["architectures"] = [family.param_mapping(cfg).architecture]
     d["dtype"] = save_dtype
     d["torch_dtype"] = save_dtype
-    if cfg.family == "t5":
-        # old-style flag: transformers 4 and 5 both read "false" as T5 v1.1 (untied, no scaling)
-        d["tie_word_embeddings"] = bool(cfg.scale_decoder_outputs)
-        d.pop("scale_decoder_outputs", None)
-    else:
-        d["tie_word_embeddings"] = bool(cfg.tie_word_embeddings)
+    family.export_hf_config(cfg, d)  # the tie flag, as the family's transformers class reads it
     d.pop("use_cache", None)
     return d
 

@@ -32,6 +32,7 @@ from flax import nnx
 from finetune.checkpoint_io import mapping_for, normalize_key
 from finetune.models import build_model, config_from_hf
 from finetune.models.configs import ModelConfig
+from finetune.models.registry import family_of
 from rai_audit.errors import ModelLoadError
 
 _HUB_PATTERNS = ["config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
@@ -289,23 +290,24 @@ def load_base_model(ref: str | Path, *, dtype: str = "float32", tokenizer: str |
     """Everything the finetune stage needs about its base model, in one dict.
 
     Keys: ``model`` (NNX module, weights loaded), ``model_config`` (our config),
-    ``hf_config`` (config.json dict), ``tokenizer`` (transformers tokenizer), ``kind``
-    ("decoder" or "t5"), ``vocab_size``, ``decoder_start_token_id`` (T5; else None), ``info``
+    ``hf_config`` (config.json dict), ``tokenizer`` (transformers tokenizer), ``kind`` (the
+    family's layout name: "decoder" or "t5"), ``vocab_size``, ``decoder_start_token_id``
+    (encoder-decoder families; else None), ``info``
     (reference, model_id = weights sha256, family, architecture, parameter count, source, gguf).
     """
     d, gguf = resolve(ref, gguf_file, revision)
     cfg, model = load_hf_model(d / gguf if gguf else d, dtype=dtype, remat=remat, attention_impl=attention_impl)
     tok = load_tokenizer(d, gguf, tokenizer)
     n_params = sum(int(np.prod(v.get_value().shape)) for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    kind = "t5" if cfg.family == "t5" else "decoder"
+    layout = family_of(cfg).layout
     return {
         "model": model,
         "model_config": cfg,
         "hf_config": dict(cfg.hf_config),
         "tokenizer": tok,
-        "kind": kind,
+        "kind": layout.name,
         "vocab_size": cfg.vocab_size,
-        "decoder_start_token_id": cfg.decoder_start_token_id if kind == "t5" else None,
+        "decoder_start_token_id": cfg.decoder_start_token_id if layout.encoder_decoder else None,
         "info": {
             "reference": str(ref),
             "model_id": weights_digest(d, gguf),

@@ -1,13 +1,15 @@
 """NNX models of the finetune stage and the contract the training code calls.
 
-Families: Llama / SmolLM2 / Mistral / Qwen2 (:class:`~finetune.models.decoder.Decoder`), GPT-2
-(:class:`~finetune.models.gpt2.GPT2`), T5 v1.1 / Flan-T5 / T5 (:class:`~finetune.models.t5.T5`).
-Build one with :func:`from_hf_config`, or load real weights with
+Families, one folder each (``config.py``, ``model.py``, ``params.py``; registered in
+:mod:`finetune.models.registry`): Llama / SmolLM2 / Mistral / Qwen2
+(:class:`~finetune.models.llama.model.Decoder`), GPT-2 (:class:`~finetune.models.gpt2.model.GPT2`),
+T5 v1.1 / Flan-T5 / T5 (:class:`~finetune.models.t5.model.T5`). Build one with
+:func:`from_hf_config`, or load real weights with
 :func:`finetune.checkpoint_io.hf_import.load_hf_model`.
 
 Call contract
 -------------
-Decoders (``cfg.family in ("llama", "gpt2")``)::
+Decoder-only families (layout ``DECODER_ONLY``, kind "decoder": Llama, GPT-2)::
 
     logits = model(input_ids, *, positions, segment_ids, deterministic=True, dropout_rng=None)
 
@@ -21,7 +23,7 @@ Decoders (``cfg.family in ("llama", "gpt2")``)::
   ``(x, table)`` with logits ``= x @ table.T``: the trainer's fused loss
   (:mod:`finetune.head_loss`) uses these two and never builds differentiable logits.
 
-T5 (``cfg.family == "t5"``)::
+Encoder-decoder families (layout ``ENCODER_DECODER``, kind "t5": T5)::
 
     logits = model(encoder_input_ids, decoder_input_ids, *, encoder_segment_ids,
                    decoder_segment_ids, encoder_positions, decoder_positions,
@@ -52,11 +54,12 @@ metadata. :func:`finetune.models.axes.partition_specs` maps them through a rule 
     specs = partition_specs(nnx.state(model), {"embed": "fsdp"}, mesh_sizes=dict(mesh.shape))
     state = jax.device_put(nnx.state(model), jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
 
-Adding a family: a config dataclass and a branch in ``configs.config_from_hf``; one model
-file whose parameter names mirror HF's; one ``finetune/checkpoint_io/mapping_<family>.py``
-listing every HF tensor name with its NNX path (and whether to transpose); a branch in
-``build_model`` and ``checkpoint_io.mapping_for``; a parity case in
-``tests/test_finetune_parity.py``. Import and export then work without further code.
+Adding a family: a folder ``finetune/models/<name>/`` with a config dataclass and its HF reader
+(``config.py``), a model whose parameter names mirror HF's (``model.py``), the HF-name <-> NNX-path
+table (``params.py``), and a ``ModelFamily`` in ``__init__.py`` given to
+:func:`~finetune.models.registry.register_family`; a parity case in
+``tests/test_finetune_parity.py``. Import, export and training then work without further code
+(recipe: "Adding a model family" in ``docs/finetune.md``).
 """
 
 from __future__ import annotations
@@ -66,44 +69,50 @@ from typing import Any, Mapping
 from flax import nnx
 
 from finetune.models.axes import FSDP_RULES, partition_specs
-from finetune.models.configs import (
-    DecoderConfig,
-    GPT2ModelConfig,
-    ModelConfig,
-    T5ModelConfig,
+from finetune.models.configs import ModelConfig
+from finetune.models.family import DECODER_ONLY, ENCODER_DECODER, Layout, ModelFamily
+from finetune.models.gpt2 import GPT2ModelConfig
+from finetune.models.llama import DecoderConfig
+from finetune.models.registry import (
     config_from_hf,
+    families,
+    family_for_hf_config,
+    family_of,
+    get_family,
+    get_layout,
+    register_family,
+    unregister_family,
 )
+from finetune.models.t5 import T5ModelConfig
 
 __all__ = [
+    "DECODER_ONLY",
     "DecoderConfig",
+    "ENCODER_DECODER",
     "FSDP_RULES",
     "GPT2ModelConfig",
+    "Layout",
     "ModelConfig",
+    "ModelFamily",
     "T5ModelConfig",
     "build_model",
     "config_from_hf",
+    "families",
+    "family_for_hf_config",
+    "family_of",
     "from_hf_config",
+    "get_family",
+    "get_layout",
     "is_encoder_decoder",
     "partition_specs",
+    "register_family",
+    "unregister_family",
 ]
 
 
 def build_model(cfg: ModelConfig, *, seed: int = 0) -> nnx.Module:
     """A randomly initialised model for ``cfg`` (float32 params)."""
-    rngs = nnx.Rngs(params=seed)
-    if cfg.family == "llama":
-        from finetune.models.decoder import Decoder
-
-        return Decoder(cfg, rngs=rngs)
-    if cfg.family == "gpt2":
-        from finetune.models.gpt2 import GPT2
-
-        return GPT2(cfg, rngs=rngs)
-    if cfg.family == "t5":
-        from finetune.models.t5 import T5
-
-        return T5(cfg, rngs=rngs)
-    raise ValueError(f"unknown family {cfg.family!r}")
+    return family_of(cfg).model(cfg, rngs=nnx.Rngs(params=seed))
 
 
 def from_hf_config(hf_config: Mapping[str, Any], *, seed: int = 0, dtype: str | None = None,
@@ -117,4 +126,4 @@ def from_hf_config(hf_config: Mapping[str, Any], *, seed: int = 0, dtype: str | 
 
 
 def is_encoder_decoder(cfg: ModelConfig) -> bool:
-    return cfg.family == "t5"
+    return family_of(cfg).layout.encoder_decoder

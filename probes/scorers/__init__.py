@@ -27,6 +27,12 @@ as that installed package is (importing it runs its code anyway).
 
 Modules are imported lazily, so naming a scorer costs nothing until it is built (torch is only
 imported for the transformer scorers).
+
+In-house scorers plug in without a fork: :func:`register_scorer` (in-process) or
+``RAI_AUDIT_EXTRA_SCORERS="name=module:Factory,..."`` (for the CLI and scheduled jobs). The
+factory is called with the validated options and returns a :class:`~rai_audit.scoring.Scorer`;
+its options schema is its ``Options`` attribute (a :class:`ScorerOptions` subclass; the common
+``threshold`` and ``operator`` only, when it has none). docs/architecture.md, "Add a scorer".
 """
 
 from __future__ import annotations
@@ -49,11 +55,44 @@ SCORER_NAMES: tuple[str, ...] = (
 DEFAULT_SCORER = "profanity-check"
 
 
+_REGISTERED: dict[str, Callable[..., Scorer]] = {}
+
+
+def register_scorer(name: str, factory: Callable[..., Scorer]) -> None:
+    """Make ``name`` a scorer (``--scorer name``); ``factory(**options)`` builds it."""
+    if not name or name in _REGISTERED or scorer_kind(name) is not None:
+        raise ValueError(f"scorer name {name!r} is empty or taken")
+    _REGISTERED[name] = factory
+
+
+def _extra(name: str) -> Callable[..., Scorer] | None:
+    """A registered scorer's factory, importing an ``RAI_AUDIT_EXTRA_SCORERS`` entry on first use."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    for part in os.environ.get("RAI_AUDIT_EXTRA_SCORERS", "").split(","):
+        key, sep, target = part.strip().partition("=")
+        if sep and key.strip() == name:
+            import importlib
+
+            module, _, attr = target.strip().partition(":")
+            try:
+                factory = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as e:
+                raise UserError(f"RAI_AUDIT_EXTRA_SCORERS names {target.strip()!r} for scorer {name!r}, "
+                                f"which cannot be imported: {e}.") from None
+            _REGISTERED[name] = factory
+            return factory
+    return None
+
+
 def _known() -> str:
-    return ", ".join(SCORER_NAMES)
+    return ", ".join([*SCORER_NAMES, *sorted(_REGISTERED)])
 
 
 def _resolve(name: str) -> tuple[Callable[..., Scorer], tuple[Any, ...]]:
+    factory = _extra(name)
+    if factory is not None:
+        return factory, ()
     if name == "profanity-check":
         from probes.scorers.profanity import ProfanityCheckScorer
 
@@ -96,6 +135,9 @@ def scorer_kind(name: str) -> str | None:
 
 
 def options_schema(name: str) -> type[ScorerOptions] | None:
+    if isinstance(name, str) and (factory := _extra(name.strip())) is not None:
+        schema = getattr(factory, "Options", ScorerOptions)
+        return schema if isinstance(schema, type) and issubclass(schema, ScorerOptions) else ScorerOptions
     kind = scorer_kind(name) if isinstance(name, str) else None
     return SCHEMAS[kind] if kind else None
 
@@ -132,4 +174,4 @@ def get_scorer(name: str, **options: Any) -> Scorer:
 
 
 __all__ = ["SCORER_NAMES", "DEFAULT_SCORER", "DETOXIFY_VARIANTS", "check_config_options", "get_scorer",
-           "options_schema", "scorer_kind"]
+           "options_schema", "register_scorer", "scorer_kind", "ScorerOptions"]

@@ -3,7 +3,9 @@
 - :func:`resolve` / :func:`describe` (:mod:`.reference`): reference -> ModelInfo, no weights loaded.
 - :class:`~.hf_backend.HFBackend` (:mod:`.hf_backend`): the transformers/torch backend.
 - :class:`~.cached.CachedBackend` (:mod:`.cached`): answers from the results store first.
-- :func:`load_backend`: resolve + load in one call.
+- :mod:`.registry`: model kind -> backend loader (hf, dir, gguf built in; register others with
+  :func:`~.registry.register_backend`).
+- :func:`load_backend`: resolve + load in one call, through the registry.
 
 Heavy imports (torch, transformers) happen only when a backend is loaded, so ``rai-audit --help``
 stays fast.
@@ -16,16 +18,17 @@ from typing import TYPE_CHECKING
 from rai_audit.models.reference import ACCEPTED_FORMS, describe, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rai_audit.backend import ModelInfo
-    from rai_audit.models.hf_backend import HFBackend
+    from rai_audit.backend import Backend, ModelInfo
 
 
 def load_backend(ref: "str | ModelInfo", *, device: str = "auto", dtype: str = "auto",
-                 batch_size: int | None = None) -> "HFBackend":
-    """Resolve ``ref`` (if it is a string) and load it as an :class:`HFBackend`."""
-    from rai_audit.models.hf_backend import HFBackend
+                 batch_size: int | None = None) -> "Backend":
+    """Resolve ``ref`` (if it is a string) and load it with the backend registered for its kind
+    (:class:`~.hf_backend.HFBackend` for hub models, directories and .gguf files)."""
+    from rai_audit.models import registry
 
-    return HFBackend.load(ref, device=device, dtype=dtype, batch_size=batch_size)
+    info = registry.resolve_model(ref) if isinstance(ref, str) else ref
+    return registry.load_backend(info, registry.BackendOptions(device=device, dtype=dtype, batch_size=batch_size))
 
 
 __all__ = ["ACCEPTED_FORMS", "describe", "load_backend", "resolve"]

@@ -1,4 +1,4 @@
-"""Answer requests from the results store when it already has them (DESIGN.md, "Model").
+"""Answer requests from the results store when it already has them (docs/architecture.md, "The nouns").
 
 Every request is keyed by :func:`rai_audit.requests.cache_key` (model hash + exact request,
 including decoding settings and seed). A call looks all keys up in one ``store.get_responses``,
@@ -12,7 +12,7 @@ that had to be computed.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rai_audit.backend import Backend, ModelInfo
 from rai_audit.requests import (
@@ -30,11 +30,14 @@ from rai_audit.requests import (
     response_to_dict,
 )
 
+if TYPE_CHECKING:
+    from rai_audit.store.protocol import ResponseCache
+
 
 class CachedBackend:
     """A :class:`~rai_audit.backend.Backend` that reads and fills the store's response cache."""
 
-    def __init__(self, backend: Backend, store: Any):
+    def __init__(self, backend: Backend, store: ResponseCache):
         self.backend = backend
         self.store = store
         self.info: ModelInfo = backend.info

@@ -1,6 +1,6 @@
 """Resolve a model reference into a :class:`~rai_audit.backend.ModelInfo` without loading weights.
 
-Accepted forms (DESIGN.md, "Model"):
+Accepted forms (docs/architecture.md, "The nouns"):
 
 - ``hf:org/name`` or ``hf:org/name@revision``: a Hugging Face hub model. Fetched with
   ``huggingface_hub.snapshot_download`` (config, tokenizer, weights only) when online; offline

@@ -1,8 +1,11 @@
 """Reports of a comparison or a run: HTML, PDF, Markdown (Hugging Face model card) and JSON.
 
-``build_report`` gathers everything into one dict; each format renders that dict and embeds a
-sha256 manifest that ``verify`` checks against the file and the store. Renderers import their
-heavy dependencies (matplotlib, WeasyPrint, huggingface_hub) lazily.
+``build_report`` gathers everything into the report's data (the JSON report,
+:class:`~rai_audit.report.data.ReportData`); a report is an ordered list of sections
+(:mod:`rai_audit.report.sections`), each a pydantic model rendered by one template per format;
+the PDF is the HTML's rendering. Every format embeds a sha256 manifest that ``verify`` checks
+against the file and the store. Renderers import their heavy dependencies (matplotlib,
+WeasyPrint, huggingface_hub) lazily.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from rai_audit.errors import UserError
 from rai_audit.report.build import build_report
 from rai_audit.report.manifest import VerifyResult, verify
+from rai_audit.report.sections import Section, SectionContext, register_section, unregister_section
 
 FORMATS = ("html", "pdf", "md", "json")
 
@@ -51,4 +55,5 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path, formats: str | 
     return paths
 
 
-__all__ = ["FORMATS", "VerifyResult", "build_report", "parse_formats", "verify", "write_report"]
+__all__ = ["FORMATS", "Section", "SectionContext", "VerifyResult", "build_report", "parse_formats", "register_section",
+           "unregister_section", "verify", "write_report"]

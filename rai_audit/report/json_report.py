@@ -1,6 +1,7 @@
-"""JSON report: every number of the report dict (comparison rows with CIs, p-values and MDEs,
-flips, confounders, the runs' stored metrics, the gate table, provenance), strictly valid JSON
-(NaN becomes null) with the sha256 manifest under ``"manifest"``."""
+"""JSON report: the report's data (:class:`~rai_audit.report.data.ReportData`, with what stored
+sections add): every number (comparison rows with CIs, p-values and MDEs, flips, confounders,
+the runs' stored metrics, the gate table, provenance), strictly valid JSON (NaN becomes null)
+with the sha256 manifest under ``"manifest"``."""
 
 from __future__ import annotations
 

@@ -31,12 +31,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from rai_audit.compare import jsonable
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_json
+from rai_audit.jsonable import jsonable
 from rai_audit.store import integrity
+
+if TYPE_CHECKING:
+    from rai_audit.store import Store
+    from rai_audit.store.protocol import ResultsStore
 
 SCHEMA = "rai-audit-manifest/1"
 _COMMENT = "\n<!-- rai-audit-manifest: {} -->\n"
@@ -71,7 +75,7 @@ def store_display_url(store: Any) -> str | None:
     return display_url(str(url))
 
 
-def input_digests(store: Any, run_ids: Sequence[str], comparison_id: str | None = None) -> dict[str, Any]:
+def input_digests(store: ResultsStore, run_ids: Sequence[str], comparison_id: str | None = None) -> dict[str, Any]:
     """Hashes of everything in the store a report is made from, and the store's (display) URL."""
     runs = {}
     for run_id in run_ids:
@@ -242,7 +246,7 @@ def _content_check(fmt: str, data: bytes) -> tuple[dict[str, Any] | None, Check]
     return manifest, Check(name, ok, "matches" if ok else "the report text was modified after it was made")
 
 
-def _open_recorded_store(url: str | None, *, explicit: bool) -> Any:
+def _open_recorded_store(url: str | None, *, explicit: bool) -> Store:
     """Open the store to verify against without creating anything: a SQLite file that does not
     exist, a masked password or an unreachable server is a UserError saying what to pass."""
     from rai_audit.store import Store
@@ -271,7 +275,7 @@ def store_display_url_of(url: str) -> str:
     return display_url(url)
 
 
-def verify(file: str | Path, store: Any = None, db_url: str | None = None) -> VerifyResult:
+def verify(file: str | Path, store: ResultsStore | None = None, db_url: str | None = None) -> VerifyResult:
     """Check a report file's embedded manifest against its content and against a store.
 
     ``store``: the store to check the inputs against. ``None`` opens one: ``db_url`` when given,
@@ -318,7 +322,7 @@ def verify(file: str | Path, store: Any = None, db_url: str | None = None) -> Ve
     return result
 
 
-def _check_inputs(result: VerifyResult, inputs: Mapping[str, Any], store: Any, recorded: str | None) -> None:
+def _check_inputs(result: VerifyResult, inputs: Mapping[str, Any], store: ResultsStore, recorded: str | None) -> None:
     elsewhere = f"; the report was made from {recorded}" if recorded and recorded != result.store_url else ""
     for run_id, expected in (inputs.get("runs") or {}).items():
         try:

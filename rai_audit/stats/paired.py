@@ -44,12 +44,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from scipy import stats as _st
 
 from rai_audit.stats.bootstrap import Aggregate, cluster_indices
+from rai_audit.stats.evaluate import declared
+from rai_audit.stats.paired_draws import DeclaredPair, GenericPair, pattern_blocks
 
 # Largest number of clusters for which the permutation test enumerates every sign pattern.
 _EXACT_MAX_CLUSTERS = 12
@@ -311,23 +313,30 @@ def paired_bootstrap_aggregate(
 
     p-value (``test``): "permutation" swaps the A and B records of whole clusters (exact
     enumeration for few clusters, otherwise ``n_perm`` random swaps,
-    p = (1 + #extreme) / (1 + #valid)); it costs 2 x ``n_perm`` more ``aggregate`` calls.
+    p = (1 + #extreme) / (1 + #valid)); it costs 2 x ``n_perm`` more ``aggregate`` evaluations.
     ``n_perm`` defaults to :func:`permutations_for_family` of the largest metric family, so
     corrected p-values can reach significance.
     "wald" uses the bootstrap SE already computed: z = diff / SE, p = 2 (1 - Phi(|z|))
     (Efron & Tibshirani 1993, ch. 16 discuss bootstrap tests; the Wald form is the cheap
     normal approximation). "auto" runs the permutation test while ``n_records * n_perm`` stays
     within ``permutation_budget`` and the Wald test beyond it; each row's ``method`` says which.
+
+    A declared probe's ``aggregate`` is evaluated vectorised, any other callable on every
+    resample's records (:mod:`rai_audit.stats.paired_draws`); both draw the same resamples.
     """
     if len(records_a) != len(records_b):
         raise ValueError("paired records must have the same length")
-    point_a = aggregate(records_a)
+    clusters = cluster_indices(records_a)
+    owner = declared(aggregate)
+    side: DeclaredPair | GenericPair = (GenericPair(aggregate, records_a, records_b, clusters) if owner is None
+                                        else DeclaredPair(owner, records_a, records_b, clusters))
+    point_a = side.point_a()
     if n_perm is None:
         n_perm = permutations_for_family(n_boot, _largest_family(point_a))
     if test == "auto":
         test = "permutation" if len(records_a) * n_perm <= permutation_budget else "wald"
     method = f"paired_cluster_bootstrap+{test}"
-    point_b = aggregate(records_b)
+    point_b = side.point_b()
     keys = list(dict.fromkeys(list(point_a) + list(point_b)))
     if not keys:
         return {}
@@ -335,57 +344,20 @@ def paired_bootstrap_aggregate(
     for key in keys:
         va, vb = point_a.get(key, (float("nan"), 0))[0], point_b.get(key, (float("nan"), 0))[0]
         observed[key] = vb - va if _finite(va) and _finite(vb) else float("nan")
-    clusters = cluster_indices(records_a)
     k = len(clusters)
     rng = np.random.default_rng(seed)
-
-    boot: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
-    boot_a: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
-    boot_b: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
-    for _ in range(max(0, n_boot) if k else 0):
-        picks = rng.integers(0, k, size=k)
-        idx = np.concatenate([clusters[j] for j in picks])
-        agg_a = aggregate([records_a[i] for i in idx])
-        agg_b = aggregate([records_b[i] for i in idx])
-        for key in keys:
-            va, vb = agg_a.get(key, (None, 0))[0], agg_b.get(key, (None, 0))[0]
-            if _finite(va) and _finite(vb):
-                boot[key].append(vb - va)
-                boot_a[key].append(va)
-                boot_b[key].append(vb)
+    boot_va, boot_vb = side.bootstrap(rng, max(0, n_boot) if k else 0, keys)
 
     exact = test == "permutation" and k <= _EXACT_MAX_CLUSTERS and 2**k <= max(n_perm, 1)
-    if test != "permutation":
-        patterns: Iterable[np.ndarray] = ()
-    elif exact:
-        patterns = (np.array(p, dtype=bool) for p in itertools.product((False, True), repeat=k))
-    else:
-        patterns = (rng.integers(0, 2, size=k).astype(bool) for _ in range(n_perm if k else 0))
-    extreme = {key: 0 for key in keys}
-    valid = {key: 0 for key in keys}
-    permuted: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
-    for swap in patterns:
-        sa: list[dict[str, Any]] = []
-        sb: list[dict[str, Any]] = []
-        for j, members in enumerate(clusters):
-            src_a, src_b = (records_b, records_a) if swap[j] else (records_a, records_b)
-            sa.extend(src_a[i] for i in members)
-            sb.extend(src_b[i] for i in members)
-        agg_a, agg_b = aggregate(sa), aggregate(sb)
-        for key in keys:
-            va, vb = agg_a.get(key, (None, 0))[0], agg_b.get(key, (None, 0))[0]
-            if _finite(va) and _finite(vb) and _finite(observed[key]):
-                valid[key] += 1
-                permuted[key].append(vb - va)
-                t_obs = abs(observed[key])
-                if abs(vb - va) >= t_obs - 1e-12 * max(1.0, t_obs):
-                    extreme[key] += 1
+    patterns = pattern_blocks(rng, n_perm, k, exact, side.rows) if test == "permutation" else iter(())
+    perm_va, perm_vb = side.permuted(patterns, keys)
 
     out: dict[tuple[str, str], PairedDiff] = {}
-    for key in keys:
+    for j, key in enumerate(keys):
         va, na = point_a.get(key, (float("nan"), 0))
         vb, nb = point_b.get(key, (float("nan"), 0))
-        draws = np.asarray(boot[key])
+        ok = ~np.isnan(boot_va[:, j]) & ~np.isnan(boot_vb[:, j])
+        draws = (boot_vb[:, j] - boot_va[:, j])[ok]
         ci_low = ci_high = se = None
         extra: dict[str, Any] = {"clusters": k, "exact_permutation": exact}
         if _finite(observed[key]) and len(draws) >= max(1, n_boot) / 2:
@@ -393,8 +365,8 @@ def paired_bootstrap_aggregate(
             ci_low, ci_high = float(lo), float(hi)
             if len(draws) > 1:
                 se = float(draws.std(ddof=1))
-                extra["se_a"] = float(np.std(boot_a[key], ddof=1))
-                extra["se_b"] = float(np.std(boot_b[key], ddof=1))
+                extra["se_a"] = float(np.std(boot_va[ok, j], ddof=1))
+                extra["se_b"] = float(np.std(boot_vb[ok, j], ddof=1))
         p = None
         if test == "wald":
             if se is not None and _finite(observed[key]):
@@ -402,14 +374,18 @@ def paired_bootstrap_aggregate(
                     p = float(2 * _st.norm.sf(abs(observed[key]) / se))
                 else:
                     p = 1.0 if observed[key] == 0 else 0.0
-        elif valid[key]:
-            p = extreme[key] / valid[key] if exact else (1 + extreme[key]) / (1 + valid[key])
-            if not exact and extreme[key] < TAIL_MIN_EXCEEDANCES and valid[key] > 1:
-                null = np.asarray(permuted[key])
-                sd = float(null.std(ddof=1))
-                if sd > 0:
-                    p = float(2 * _st.norm.sf(abs(observed[key] - float(null.mean())) / sd))
-                    extra["normal_tail"] = True
+        elif _finite(observed[key]):
+            valid_rows = ~np.isnan(perm_va[:, j]) & ~np.isnan(perm_vb[:, j])
+            null = (perm_vb[:, j] - perm_va[:, j])[valid_rows]
+            t_obs = abs(observed[key])
+            n_valid, extreme = len(null), int(np.sum(np.abs(null) >= t_obs - 1e-12 * max(1.0, t_obs)))
+            if n_valid:
+                p = extreme / n_valid if exact else (1 + extreme) / (1 + n_valid)
+                if not exact and extreme < TAIL_MIN_EXCEEDANCES and n_valid > 1:
+                    sd = float(null.std(ddof=1))
+                    if sd > 0:
+                        p = float(2 * _st.norm.sf(abs(observed[key] - float(null.mean())) / sd))
+                        extra["normal_tail"] = True
         out[key] = PairedDiff(
             n=int(na),
             value_a=float(va) if va is not None else float("nan"),

@@ -1,4 +1,4 @@
-"""The results store (DESIGN.md, "Store"): append-only tables for runs, models, items,
+"""The results store (docs/architecture.md, "The nouns"): append-only tables for runs, models, items,
 responses, scores, records, metrics, artifacts and comparisons, on SQLite (WAL) by default or
 PostgreSQL by URL.
 
@@ -18,6 +18,7 @@ from rai_audit.store.api import (
 )
 from rai_audit.store.engine import default_url, display_url, rai_audit_home, resolve_url
 from rai_audit.store.migrate import current_revision, head_revision, upgrade
+from rai_audit.store.protocol import ResultsStore
 from rai_audit.store.store import Store
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "MetricRow",
     "RunEvent",
     "RunRecord",
+    "ResultsStore",
     "RunStatus",
     "Store",
     "TERMINAL_STATUSES",

@@ -1,6 +1,6 @@
 """The append-only rule as database DDL, for SQLite and PostgreSQL.
 
-The store never updates or deletes a result row: a correction is a new row (DESIGN.md, "Store").
+The store never updates or deletes a result row: a correction is a new row (docs/architecture.md, "The nouns").
 The rule is enforced by the database itself rather than by convention, so a bug, a manual
 ``sqlite3`` session or a dashboard with write access cannot rewrite history:
 

@@ -14,10 +14,12 @@ Runs completed before seals existed are counted as unsealed, not as failures.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from rai_audit.hashing import sha256_json
+
+if TYPE_CHECKING:
+    from rai_audit.store.protocol import ResultsStore, RunResults, StoreConnection
 
 COMPLETED = ("completed", "completed_with_errors")
 SEAL_KEY = "seal"
@@ -25,16 +27,16 @@ COMPARISON_DIGEST_KEY = "result_sha256"
 
 
 def _jsonable(v: Any) -> Any:
-    from rai_audit.compare import jsonable  # the one JSON normalisation reports use
+    from rai_audit.jsonable import jsonable  # the one JSON normalisation reports use (imports numpy)
 
     return jsonable(v)
 
 
-def records_digest(store: Any, run_id: str) -> str:
+def records_digest(store: RunResults, run_id: str) -> str:
     return sha256_json(_jsonable(store.records(run_id)))
 
 
-def metrics_digest(store: Any, run_id: str) -> str:
+def metrics_digest(store: RunResults, run_id: str) -> str:
     return sha256_json([_jsonable(asdict(m) if is_dataclass(m) else m) for m in store.metrics(run_id)])
 
 
@@ -42,7 +44,7 @@ def comparison_digest(result: Any) -> str:
     return sha256_json(_jsonable(result))
 
 
-def seal(store: Any, run_id: str) -> dict[str, str]:
+def seal(store: RunResults, run_id: str) -> dict[str, str]:
     """What the completed event of a run records about its results."""
     return {"records_sha256": records_digest(store, run_id), "metrics_sha256": metrics_digest(store, run_id)}
 
@@ -71,7 +73,7 @@ class IntegrityReport:
         return "\n".join(lines)
 
 
-def _triggers(store: Any) -> set[str]:
+def _triggers(store: StoreConnection) -> set[str]:
     with store.engine.connect() as conn:
         if store.dialect == "sqlite":
             rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")
@@ -88,7 +90,7 @@ def expected_triggers(dialect: str) -> set[str]:
     return {f"{t}_{k}" for t in APPEND_ONLY_TABLES for k in ("append_only", "no_truncate")}
 
 
-def verify_store(store: Any) -> IntegrityReport:
+def verify_store(store: ResultsStore) -> IntegrityReport:
     """Recompute every seal and comparison digest, and check the append-only triggers."""
     report = IntegrityReport(url=store.display_url)
     missing = sorted(expected_triggers(store.dialect) - _triggers(store))

@@ -31,7 +31,7 @@ def _num(v: Any) -> Any:
 def compute(workdir: Path) -> dict[str, Any]:
     """Run the golden audit in ``workdir`` and return its numbers."""
     from probes import REGISTRY
-    from rai_audit.compare import compare_runs
+    from rai_audit.comparison import compare_runs
     from rai_audit.config import AuditConfig
     from rai_audit.store import Store
     from rai_audit.runner import run_probe_suite
