@@ -118,9 +118,9 @@ def run_audit(
     from rai_audit.notify import notify
 
     try:
-        _check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
+        prepared = _check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
         with store.audit_lock(cfg.name, wait=wait):
-            outcome = _run_locked(cfg, store=store, progress=progress, force=force,
+            outcome = _run_locked(cfg, store=store, progress=progress, force=force, prepared=prepared,
                                   formats=formats, skip_missing=skip_missing, finetune_steps=finetune_steps,
                                   show_finetune_progress=show_finetune_progress, backend_loader=backend_loader,
                                   executor=executor, executor_options=executor_options)
@@ -135,22 +135,25 @@ def run_audit(
     return outcome
 
 
-def _check_inputs(cfg: AuditConfig, skip_missing: bool) -> None:
+def _check_inputs(cfg: AuditConfig, skip_missing: bool) -> tuple[list, dict[str, str]]:
     """Load every probe's data (pinned checksums included) and the tuned model's training data
     once up front, so an input error stops the audit before the finetune step or the base run
-    writes anything to the store."""
+    writes anything to the store. Returns the prepared probe jobs, which both runs reuse."""
     from rai_audit.contamination import load_training_data
     from rai_audit.data_root import resolve_data_root
     from rai_audit.runner import prepare_jobs
 
-    prepare_jobs([(p.name, p.params) for p in cfg.probes], resolve_data_root(cfg.data_dir), limit=cfg.limit,
-                 seed=cfg.seed, skip_missing=skip_missing, allow_modified_data=cfg.allow_modified_data)
+    prepared = prepare_jobs([(p.name, p.params) for p in cfg.probes], resolve_data_root(cfg.data_dir),
+                            limit=cfg.limit, seed=cfg.seed, skip_missing=skip_missing,
+                            allow_modified_data=cfg.allow_modified_data)
     if cfg.models.tuned_training_data:
         load_training_data(cfg.models.tuned_training_data)
+    return prepared
 
 
 def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, formats, skip_missing, finetune_steps,
-                show_finetune_progress, backend_loader=None, executor="local", executor_options=None) -> AuditOutcome:
+                show_finetune_progress, backend_loader=None, executor="local", executor_options=None,
+                prepared=None) -> AuditOutcome:
     from rai_audit.comparison import compare_runs, save_comparison
     from rai_audit.gate import format_table, gate_for_comparison, load_policy, policy_identity
     from rai_audit.report import build_report, parse_formats, write_report
@@ -168,7 +171,7 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
         tuned_ref, finetune_summary = run_finetune_step(cfg, store=store, steps=finetune_steps,
                                                        progress=show_finetune_progress)
 
-    where = {"executor": executor, "executor_options": executor_options}
+    where = {"executor": executor, "executor_options": executor_options, "prepared": prepared}
     base = run_probe_suite(cfg, model_ref=cfg.models.base, store=store, role="base", audit_id=cfg.name,
                            progress=progress, skip_missing=skip_missing, fresh=force, backend_loader=backend_loader, **where)
     tuned = run_probe_suite(cfg, model_ref=tuned_ref, store=store, role="tuned", audit_id=cfg.name,

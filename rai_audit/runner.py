@@ -138,6 +138,7 @@ def run_probe_suite(
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
     training_data: str | None = None,
+    prepared: tuple[list[ProbeJob], dict[str, str]] | None = None,
 ) -> RunOutcome:
     """Run ``cfg``'s probes on ``model_ref`` into ``store``; resume or reuse a run of the same key.
 
@@ -155,6 +156,9 @@ def run_probe_suite(
     ``training_data`` names the model's training data (or its fingerprint) when the model was not
     exported by rai-audit's finetune stage; the run records each probe's overlap with it
     (:mod:`rai_audit.contamination`) in its provenance, and the fingerprint's id joins the run key.
+
+    ``prepared``: the result of :func:`prepare_jobs` for ``cfg`` when the caller already loaded
+    the probes' data (an audit loads it once for both of its runs).
     """
     from rai_audit.data_root import resolve_data_root
     from rai_audit.executors import get_executor
@@ -170,9 +174,11 @@ def run_probe_suite(
         options = registry.BackendOptions.from_runtime(cfg.runtime)
         backend_loader = registry.bound_loader(model.kind, options)
         registry.check_options(model.kind, options)
-    specs = [(p.name, p.params) for p in cfg.probes]
-    jobs, skipped = prepare_jobs(specs, data_root, limit=cfg.limit, seed=cfg.seed, skip_missing=skip_missing,
-                                 allow_modified_data=getattr(cfg, "allow_modified_data", False))
+    if prepared is None:
+        specs = [(p.name, p.params) for p in cfg.probes]
+        prepared = prepare_jobs(specs, data_root, limit=cfg.limit, seed=cfg.seed, skip_missing=skip_missing,
+                                allow_modified_data=getattr(cfg, "allow_modified_data", False))
+    jobs, skipped = prepared
     if not jobs:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise UserError(f"No probe could run: the data of every requested probe is unavailable ({reasons}).")
