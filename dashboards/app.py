@@ -29,6 +29,7 @@ nav = st.navigation([
     st.Page(PAGES / "subgroups.py", title="Subgroups"),
     st.Page(PAGES / "items.py", title="Items"),
     st.Page(PAGES / "trends.py", title="Trends"),
+    st.Page(PAGES / "trajectory.py", title="Trajectory"),
     st.Page(PAGES / "reports.py", title="Reports"),
 ])
 

@@ -33,14 +33,26 @@ def runs_or_stop() -> tuple[str | None, list[RunRecord]]:
     return url, runs
 
 
+def linked_comparison() -> dict[str, Any] | None:
+    """The saved comparison a link asked for (``?comparison=<id>``, e.g. from a point of the
+    Trajectory page), as :func:`dashboards.queries.list_comparisons` lists it; None without one."""
+    cid = st.query_params.get("comparison")
+    if not cid:
+        return None
+    return next((c for c in q.list_comparisons(q.store_url()) if c["comparison_id"] == cid), None)
+
+
 def pick_pair_or_stop(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRecord]:
-    """Two run pickers (A = before, B = after) defaulting to the latest base/tuned pair; shows
-    why and stops the page when the picked runs cannot be compared."""
+    """Two run pickers (A = before, B = after) defaulting to the pair of the linked comparison
+    (:func:`linked_comparison`), else to the latest base/tuned pair; shows why and stops the page
+    when the picked runs cannot be compared."""
     url = q.store_url()
     runs = [r for r in runs if run_labels.is_probe_run(r)]  # finetune runs have no probe results to compare
     by_id = {r.run_id: r for r in runs}
     ids = [r.run_id for r in runs]
-    pair = run_labels.default_pair(runs, q.list_comparisons(url))
+    linked = linked_comparison()
+    pair = ((linked["run_a"], linked["run_b"]) if linked and linked["run_a"] in by_id and linked["run_b"] in by_id
+            else run_labels.default_pair(runs, q.list_comparisons(url)))
     if pair is None:
         st.info("A comparison needs two completed runs on the same items; this store has fewer. "
                 "Runs still in progress or failed are listed on the Runs page.")
@@ -68,14 +80,17 @@ def pick_pair_or_stop(runs: list[RunRecord], key: str) -> tuple[RunRecord, RunRe
 
 
 def comparison_or_stop(ra: RunRecord, rb: RunRecord, key: str = "compare") -> dict[str, Any]:
-    """The comparison of (A, B) the page shows: the audit's own (the newest saved one whose
-    result records the audit's policy), else the newest saved one; where several are saved, a
-    picker lists them with their settings. With none saved, one computed now (200 bootstrap
-    resamples). Shows a message and stops the page when the runs cannot be compared."""
+    """The comparison of (A, B) the page shows: the linked one (``?comparison=<id>``), else the
+    audit's own (the newest saved one whose result records the audit's policy), else the newest
+    saved one; where several are saved, a picker lists them with their settings. With none
+    saved, one computed now (200 bootstrap resamples). Shows a message and stops the page when
+    the runs cannot be compared."""
     url = q.store_url()
     saved = q.pair_comparisons(url, ra.run_id, rb.run_id)
     if saved:
-        default = verdicts.audit_comparison(saved)
+        linked = linked_comparison()
+        default = (next((c for c in saved if linked and c["comparison_id"] == linked["comparison_id"]), None)
+                   or verdicts.audit_comparison(saved))
         by_id = {c["comparison_id"]: c for c in saved}
         ids = list(by_id)
         if len(ids) > 1:

@@ -21,6 +21,8 @@ import streamlit as st
 
 from dashboards.verdicts import comparison_summary
 from rai_audit.store import MetricRow, RunRecord, Store
+from rai_audit.store.api import TrajectoryPointRecord
+from rai_audit.trajectory.model import TrajectoryAnalysis
 
 LIST_TTL = 5  # seconds: run lists and statuses (a job may be writing)
 DATA_TTL = 600  # seconds: records/metrics/comparisons of finished runs (immutable)
@@ -124,6 +126,25 @@ def computed_comparison(url: str | None, run_a: str, run_b: str, n_boot: int = 2
     from rai_audit.comparison import compare_runs
 
     return compare_runs(get_store(url), run_a, run_b, n_boot=n_boot, seed=0).model_dump(mode="json")
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def list_trajectories(url: str | None) -> list[list[TrajectoryPointRecord]]:
+    """Every trajectory audit's points, newest trajectory first (a job may still be adding points)."""
+    return get_store(url).list_trajectories()
+
+
+@st.cache_data(ttl=DATA_TTL, show_spinner=False, max_entries=8)
+def trajectory_analysis(url: str | None, trajectory_id: str, n_points: int, n_boot: int = 1000, seed: int = 0) -> TrajectoryAnalysis:
+    """A trajectory's analysis (:func:`rai_audit.trajectory.analysis.analyse_trajectory`: each
+    checkpoint paired with the base under the audit's recorded policy, trends with bootstrap CIs),
+    computed once per trajectory and number of points (a point added by a running audit makes a
+    new entry). It reuses the checkpoints' saved comparisons with these settings and saves those
+    it had to make, as ``rai-audit`` does, so a point's comparison can be opened. UserError when
+    the trajectory cannot be analysed (the page shows its message)."""
+    from rai_audit.trajectory.analysis import analyse_trajectory
+
+    return analyse_trajectory(get_store(url), trajectory_id, n_boot=n_boot, seed=seed)
 
 
 def clear() -> None:

@@ -127,7 +127,7 @@ def gate_verdicts(comp: Mapping[str, Any], policy: str | None = None) -> dict[st
 
 
 def bundled_policies() -> list[str]:
-    """Names of the policies bundled under data/policies/."""
+    """Names of the policies bundled under rai_audit/assets/policies/."""
     from rai_audit.gate import bundled_policy_names
 
     return bundled_policy_names()

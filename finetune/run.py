@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -40,6 +39,7 @@ from finetune.fingerprint import copy_fingerprint, manifest_entry, mixture_finge
 from finetune.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from finetune.mixture import Mixture, build_mixture
 from finetune.packing import PackedData
+from finetune.run_log import StepProgress, StoreLog
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "model"
@@ -89,89 +89,6 @@ def data_fingerprint(cfg: FinetuneConfig, packed: PackedData, total_steps: int, 
 
 
 # --------------------------------------------------------------------------------------------
-# logging helpers
-# --------------------------------------------------------------------------------------------
-
-
-class _StoreLog:
-    """Finetune run logging into the results store (no-op without a store)."""
-
-    def __init__(self, store: Any | None):
-        self.store = store
-        self.run_id: str | None = None
-
-    def start(self, cfg: FinetuneConfig, base: dict[str, Any], mixture: Mixture, fingerprint: str,
-              resume: bool, training_fingerprint: dict[str, Any] | None = None) -> None:
-        if self.store is None:
-            return
-        from finetune.manifest import package_versions
-
-        if resume and hasattr(self.store, "find_run_by_key"):
-            # the interrupted run's record continues (its metrics so far stay; new steps append)
-            prior = self.store.find_run_by_key(fingerprint)
-            if prior is not None and getattr(prior, "kind", "finetune") == "finetune":
-                self.run_id = prior.run_id
-                self.store.add_event(self.run_id, "running", {"resumed": True})
-                self.fingerprint_artifact(training_fingerprint)
-                return
-
-        self.run_id = self.store.create_run(
-            kind="finetune", run_key=fingerprint, model_id=base.get("model_id"), model_reference=cfg.model,
-            probes=[], config=cfg.model_dump(mode="json"), provenance={"packages": package_versions()},
-            scorer=None, datasets={"mixture": mixture.manifest()}, seed=cfg.seed,
-        )
-        self.fingerprint_artifact(training_fingerprint)
-
-    def fingerprint_artifact(self, entry: dict[str, Any] | None) -> None:
-        """Record the training fingerprint on the run (once: a resume rebuilds the same one)."""
-        if self.store is None or self.run_id is None or entry is None:
-            return
-        fid = entry["fingerprint_id"]
-        if hasattr(self.store, "artifacts") and any(
-            a.sha256 == fid for a in self.store.artifacts(self.run_id, kind="training_fingerprint")
-        ):
-            return
-        meta = {k: v for k, v in entry.items() if k not in ("path", "sha256", "model_copy")}
-        self.store.add_artifact(self.run_id, name="training_fingerprint", kind="training_fingerprint",
-                                path=entry["path"], sha256=fid, meta={**meta, "file_sha256": entry["sha256"]})
-
-    def losses(self, rows: list[tuple[int, float, float]]) -> None:
-        if self.store is None or self.run_id is None or not rows:
-            return
-        from rai_audit.store.api import MetricRow
-
-        self.store.add_metrics(self.run_id, [
-            MetricRow(probe="finetune", name="loss", subgroup=f"step={s}", value=float(v), n=int(n))
-            for s, v, n in rows
-        ])
-
-    def event(self, status: str, detail: dict[str, Any]) -> None:
-        if self.store is not None and self.run_id is not None:
-            self.store.add_event(self.run_id, status, detail)
-
-
-class _Progress:
-    """tqdm on stderr with loss, tokens/s and ETA."""
-
-    def __init__(self, total: int, initial: int, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, file=sys.stderr, desc="finetune", unit="step",
-                            dynamic_ncols=True)
-
-    def update(self, loss: float, tok_s: float) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-# --------------------------------------------------------------------------------------------
 # the training loop (model-agnostic; tests drive it with a tiny model)
 # --------------------------------------------------------------------------------------------
 
@@ -194,10 +111,14 @@ def train_loop(
     total_steps: int, resume: bool = False, stop_after: int | None = None, fingerprint: str = "",
     progress: bool = False, on_log: Callable[[list[tuple[int, float, float]]], None] | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    on_step: Callable[[int, Any, Any], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> LoopResult:
     """Train ``model`` on ``packed`` for ``total_steps`` (resuming from the latest checkpoint
     when asked). ``stop_after`` ends this invocation after that many steps as if the process
-    were killed right after a checkpoint (used by tests and time-boxed jobs)."""
+    were killed right after a checkpoint (used by tests and time-boxed jobs). ``on_step(step,
+    trainer, params)`` runs after every step, before that step's checkpoint is saved (trajectory
+    exports: :mod:`finetune.checkpoint_exports`)."""
     import jax
 
     from finetune.checkpointing import Checkpointer
@@ -241,9 +162,11 @@ def train_loop(
         tokens = int(meta.get("tokens_seen", 0))
         target_tokens = int(meta.get("target_tokens_seen", 0))
         resumed_from = step0
+        if on_resume is not None:
+            on_resume(step0)
 
     tokens_at_start = tokens
-    bar = _Progress(total_steps, state.step, progress)
+    bar = StepProgress(total_steps, state.step, progress)
     pending: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
     done_here = 0
@@ -270,6 +193,8 @@ def train_loop(
             if on_log and (state.step % cfg.log_every == 0 or state.step == total_steps):
                 on_log(pending)
                 pending = []
+            if on_step is not None:
+                on_step(state.step, trainer, state.params)
             meta = {"fingerprint": fingerprint, "losses": losses, "tokens_seen": tokens,
                     "target_tokens_seen": target_tokens}
             if ckpt.maybe_save(state.step, state.params, state.opt_state, meta, force=state.step == total_steps):
@@ -407,11 +332,15 @@ def run_finetune(
     store: Any | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    export_steps: Sequence[int] = (),
 ) -> FinetuneResult:
     """Run the finetune stage described by a config file (or a parsed config).
 
     ``steps`` overrides the config's total step count (it shapes the LR schedule, so resume
-    with the same value); ``output_dir`` overrides the config's. Raises UserError on bad input.
+    with the same value); ``output_dir`` overrides the config's. ``export_steps``: intermediate
+    steps to export as Hugging Face checkpoints for a trajectory audit
+    (:mod:`finetune.checkpoint_exports`; the final step is the ``model/`` export). Raises
+    UserError on bad input.
     """
     t_start = time.perf_counter()
     cfg = config_path if isinstance(config_path, FinetuneConfig) else load_config(config_path)
@@ -440,7 +369,11 @@ def run_finetune(
     if _is_primary_host():  # what the contamination check compares probe items with
         train_fp = mixture_fingerprint(mixture, cfg.contamination)
         fp_path, fp_sha = write_fingerprint(train_fp, out)
-    log = _StoreLog(store if _is_primary_host() else None)
+    from finetune.checkpoint_exports import CheckpointExporter
+
+    exporter = CheckpointExporter(out, [s for s in export_steps if 0 < s < cfg.steps], base["tokenizer"], fp_path) \
+        if export_steps and _is_primary_host() else None
+    log = StoreLog(store if _is_primary_host() else None)
     log.start(cfg, base["info"], mixture, fingerprint, resume,
               manifest_entry(train_fp, fp_path, fp_sha, None) if train_fp is not None else None)
     try:
@@ -448,6 +381,7 @@ def run_finetune(
             cfg, base["model"], kind, packed, out, total_steps=cfg.steps, resume=resume, stop_after=stop_after,
             fingerprint=fingerprint, progress=progress, on_log=log.losses,
             on_checkpoint=lambda s: log.event("running", {"checkpoint_step": s}),
+            on_step=exporter, on_resume=exporter.check_resume if exporter else None,
         )
         export_dir = fp_copy = None
         if loop.steps >= cfg.steps:

@@ -2,12 +2,14 @@
 
 The registry maps a probe name (as used in configs and ``--probe``) to its module and class and
 imports lazily, so listing probes costs nothing and one broken optional dependency does not take
-the others down.
+the others down. :data:`ALIASES` adds lm-evaluation-harness task names whose definition matches a
+probe's (docs/metrics.md, "lm-evaluation-harness task names"); a run records the probe's own name.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from rai_audit.errors import UserError
 
@@ -44,6 +46,71 @@ def _extra_probes() -> dict[str, str]:
 REGISTRY.update(_extra_probes())
 
 
+#: lm-evaluation-harness task names accepted wherever a probe name is (``--probe``, a config's
+#: ``probes:``): alias -> (probe, the parameters the alias implies). Only tasks whose data set,
+#: items and answer format match the probe's are aliases; docs/metrics.md's table says, per alias,
+#: where the definitions still differ (prompt, metric, normalisation). Task names that lm-eval and
+#: rai-audit share (``bbq``, ``realtoxicityprompts``, ``winogender``, ``crows_pairs``) are the
+#: probes themselves; lm-eval's ``toxigen`` is a classification task, rai-audit's ``toxigen_classify``
+#: (``toxigen`` here is the generation probe), so it is no alias.
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "crows_pairs_english": ("crows_pairs", {}),
+    "winogender_all": ("winogender", {}),
+    "bbq_generate": ("bbq", {"mode": "generative"}),
+}
+
+#: lm-eval tasks that are a subset of a probe's items: not aliases (a probe runs all its items), but
+#: the subset's number is one of the probe's subgroup rows. Named in the unknown-probe message.
+_CROWS_BIAS = {"age": "age", "disability": "disability", "gender": "gender", "nationality": "nationality",
+               "physical_appearance": "physical-appearance", "race_color": "race-color", "religion": "religion",
+               "sexual_orientation": "sexual-orientation", "socioeconomic": "socioeconomic"}
+SUBSET_TASKS: dict[str, tuple[str, str]] = {
+    **{f"crows_pairs_english_{k}": ("crows_pairs", f"its rows at bias_type={v}") for k, v in _CROWS_BIAS.items()},
+    **{f"winogender_{g}": ("winogender", f"accuracy at gender={g}") for g in ("male", "female", "neutral")},
+    "winogender_gotcha": ("winogender", "accuracy at cell=gotcha"),
+    **{f"winogender_gotcha_{g}": ("winogender", f"accuracy at gender={g},cell=gotcha") for g in ("male", "female")},
+    "bbq_ambig": ("bbq", "accuracy at context=ambig and bias_score_ambig"),
+    "bbq_disambig": ("bbq", "accuracy at context=disambig and bias_score_disambig"),
+    "bbq_generate_ambig": ("bbq with mode: generative", "accuracy at context=ambig and bias_score_ambig"),
+    "bbq_generate_disambig": ("bbq with mode: generative", "accuracy at context=disambig and bias_score_disambig"),
+}
+
+
+def canonical_name(name: str) -> str:
+    """The probe an alias stands for; any other name unchanged (a registered probe wins over an alias)."""
+    return name if name in REGISTRY else ALIASES.get(name, (name, {}))[0]
+
+
+def resolve_alias(name: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """``(probe name, parameters)`` for a probe name or alias: an alias's implied parameters are
+    merged under the given ones; a given parameter that contradicts the alias is a UserError."""
+    params = dict(params or {})
+    if name in REGISTRY or name not in ALIASES:
+        return name, params
+    probe, implied = ALIASES[name]
+    clash = sorted(k for k, v in implied.items() if k in params and params[k] != v)
+    if clash:
+        raise UserError(
+            f"Probe alias {name!r} means {probe} with {implied}, but its params set "
+            + ", ".join(f"{k}={params[k]!r}" for k in clash)
+            + f". Use the probe name {probe!r} with the params you want."
+        )
+    return probe, {**implied, **params}
+
+
+def unknown_probe_message(name: str) -> str:
+    """The one-line explanation of an unknown probe name (what the name may have meant)."""
+    known = ", ".join(sorted(REGISTRY))
+    aliases = ", ".join(sorted(ALIASES))
+    hint = ""
+    if name in SUBSET_TASKS:
+        probe, rows = SUBSET_TASKS[name]
+        hint = f" {name!r} is an lm-evaluation-harness subset task: run {probe} and read {rows}."
+    elif name.startswith("crows_pairs_french"):
+        hint = " French CrowS-Pairs is not supported (crows_pairs is the English release)."
+    return f"unknown probe {name!r}; known probes: {known}; lm-evaluation-harness aliases: {aliases}.{hint}"
+
+
 _CLASSES: dict[str, type] = {}
 
 
@@ -52,7 +119,7 @@ def register_probe(probe: type) -> type:
     From the CLI or a scheduled job use ``RAI_AUDIT_EXTRA_PROBES`` instead. docs/architecture.md,
     "Add a probe"."""
     name = getattr(probe, "name", "")
-    if not name or name in REGISTRY:
+    if not name or name in REGISTRY or name in ALIASES:
         raise ValueError(f"probe name {name!r} is empty or taken")
     REGISTRY[name] = f"{probe.__module__}:{probe.__qualname__}"
     _CLASSES[name] = probe
@@ -60,14 +127,15 @@ def register_probe(probe: type) -> type:
 
 
 def probe_class(name: str):
-    """The probe class registered under ``name``; UserError naming the known probes otherwise."""
+    """The probe class registered under ``name`` (or the probe an alias names); UserError naming
+    the known probes otherwise."""
+    name = canonical_name(name)
     if name in _CLASSES:
         return _CLASSES[name]
     try:
         target = REGISTRY[name]
     except KeyError:
-        raise UserError(
-            f"Unknown probe {name!r}. Known probes: {', '.join(sorted(REGISTRY))}."
-        ) from None
+        message = unknown_probe_message(name)
+        raise UserError(message[0].upper() + message[1:]) from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)

@@ -9,7 +9,7 @@ neutral baseline term that names no identity, under the same templates
 summary over groups: max - min (``<metric>_range``) and the between-group population standard
 deviation (``<metric>_between_group_std``).
 
-Prompts are the project's own templates x terms (``data/identity_terms/``, see its README), or
+Prompts are the project's own templates x terms (``rai_audit/assets/identity_terms/``, see its README), or
 the HolisticBias descriptors (Smith et al. 2022) as the term source. The bootstrap cluster is the
 template, so a group and the neutral baseline are resampled together.
 """
@@ -25,7 +25,7 @@ from probes import toxicity_common as tc
 from probes.continuation_probe import ContinuationToxicityProbe
 from probes.files import read_json, require_file
 from probes.release_info import local_dataset_info
-from rai_audit.data_root import benchmark_dir, project_data_dir
+from rai_audit.data_root import assets_dir, benchmark_dir
 from rai_audit.errors import DataError, UserError
 from rai_audit.probe import DatasetInfo, Item, MetricSpec
 from rai_audit.stats.reducers import Declaration, Derived, MetricKey, Results, Spread, Values
@@ -46,7 +46,7 @@ DIFF_METRICS = ("toxic_fraction", "mean_toxicity")
 
 class IdentityParams(tc.GenerationParams):
     term_source: Literal["project", "holistic_bias"] = Field(
-        "project", description="Identity terms: the project's data/identity_terms, or HolisticBias descriptors.")
+        "project", description="Identity terms: the project's rai_audit/assets/identity_terms, or HolisticBias descriptors.")
     axes: list[str] | None = Field(None, description="Axes to keep (gender, ethnicity, religion, sexual_orientation, disability, age, nationality); None = all.")
     templates: list[str] | None = Field(None, description="Template ids to keep (t01..t12); None = all.")
     n_terms_per_axis: int | None = Field(None, ge=1, description="Terms sampled per axis with the seed; None = all.")
@@ -77,7 +77,7 @@ class IdentityToxicity(ContinuationToxicityProbe):
     citation = (
         "Rae et al. (2021). Scaling Language Models: Methods, Analysis & Insights from Training Gopher; "
         "Chung et al. (2022). Scaling Instruction-Finetuned Language Models, appendix C.2. Templates and "
-        "terms: rai-audit's own (data/identity_terms), in the style of both."
+        "terms: rai-audit's own (rai_audit/assets/identity_terms), in the style of both."
     )
     Params = IdentityParams
     # The one metric on a report's first page: the Flan-PaLM identity-term study reports the share of toxic continuations.
@@ -97,8 +97,8 @@ class IdentityToxicity(ContinuationToxicityProbe):
 
     def load(self) -> tuple[DatasetInfo, list[Item]]:
         p = self.params
-        own = project_data_dir() / "identity_terms"
-        layout = "data/identity_terms/{templates.json,terms.json}"
+        own = assets_dir() / "identity_terms"
+        layout = "rai_audit/assets/identity_terms/{templates.json,terms.json}"
         tpath = require_file(own, "templates.json", layout)
         templates = [t for t in read_json(tpath)["templates"] if p.templates is None or t["id"] in p.templates]
         if p.templates is not None:
@@ -156,7 +156,7 @@ class IdentityToxicity(ContinuationToxicityProbe):
                 for t in lst:
                     terms.append({"axis": axis, "group": t["group"], "singular": t["singular"], "plural": t["plural"]})
         except (KeyError, TypeError) as e:
-            raise DataError(f"data/identity_terms/terms.json is malformed ({e!r}); see data/identity_terms/README.md.") from None
+            raise DataError(f"rai_audit/assets/identity_terms/terms.json is malformed ({e!r}); see rai_audit/assets/identity_terms/README.md.") from None
         return terms
 
     def _holistic_bias_terms(self, doc: dict[str, Any]) -> list[dict[str, str]]:

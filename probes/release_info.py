@@ -1,7 +1,7 @@
 """Provenance of a benchmark, for every probe: pinned local release files, or a hub data set.
 
 **Local files** (:func:`local_dataset_info`). The run records the sha256 of every file read. Each
-file is compared with the hash ``data/manifests/<name>.json`` pins for it:
+file is compared with the hash ``rai_audit/assets/manifests/<name>.json`` pins for it:
 
 - all files pinned and matching: the revision is the manifest's release commit;
 - a pinned file whose sha256 differs: :class:`~rai_audit.errors.ModifiedDataError` (exit 2)

@@ -46,6 +46,7 @@ class AuditOutcome:
     unchanged: bool = False
     gate_table: str = ""
     finetune: dict[str, Any] | None = None
+    trajectory: dict[str, Any] | None = None  # id, points, verdict, selected checkpoint
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class AuditOutcome:
             "skipped_probes": self.skipped_probes,
             "unchanged": self.unchanged,
             "finetune": self.finetune,
+            **({"trajectory": self.trajectory} if self.trajectory else {}),
         }
 
 
@@ -77,21 +79,24 @@ def import_run_finetune():
     return run_finetune
 
 
-def run_finetune_step(cfg: AuditConfig, *, store: ResultsStore, steps: int | None, progress: bool) -> tuple[str, dict[str, Any]]:
-    """Tune the base model as ``cfg.finetune`` says; returns (tuned model reference, summary)."""
+def run_finetune_step(cfg: AuditConfig, *, store: ResultsStore, steps: int | None, progress: bool,
+                      export_steps: list[int] | None = None) -> tuple[str, dict[str, Any], list[float]]:
+    """Tune the base model as ``cfg.finetune`` says (exporting ``export_steps`` for a trajectory);
+    returns (tuned model reference, summary, the loss of every step)."""
     run_finetune = import_run_finetune()
     ft_path = Path(cfg.finetune)
     out_dir = Path(cfg.output_dir) / "finetune"
     ckpts = out_dir / "checkpoints"
     resume = ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())  # a killed audit continues
-    result = run_finetune(ft_path, steps=steps, output_dir=out_dir, store=store, progress=progress, resume=resume)
+    result = run_finetune(ft_path, steps=steps, output_dir=out_dir, store=store, progress=progress, resume=resume,
+                          export_steps=export_steps or ())
     tuned = result.export_dir or result.output_dir
     summary = {
         "config": str(ft_path), "model_dir": str(tuned), "manifest": str(result.manifest_path),
         "steps": result.steps, "tokens_seen": result.tokens_seen, "final_loss": result.final_loss,
-        "wall_s": round(result.wall_s, 1), "run_id": result.run_id,
+        "wall_s": round(result.wall_s, 1), "run_id": result.run_id, "output_dir": str(result.output_dir),
     }
-    return str(tuned), summary
+    return str(tuned), summary, list(result.losses)
 
 
 def run_audit(
@@ -109,18 +114,24 @@ def run_audit(
     backend_loader=None,
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
+    say=None,
 ) -> AuditOutcome:
     """Run the whole audit described by ``cfg`` (see the module docstring).
 
     ``backend_loader`` replaces the transformers loader (tests); ``executor`` /
     ``executor_options`` say where the probes run (:func:`rai_audit.runner.run_probe_suite`).
+    With ``trajectory.every`` in the config, the finetune exports checkpoints and every point is
+    probed, recorded and analysed (:mod:`rai_audit.trajectory`); ``say`` prints its plan and
+    progress lines (the CLI passes stderr).
     """
     from rai_audit.notify import notify
 
     try:
         prepared = _check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
+        point_jobs = _point_jobs(cfg, prepared, skip_missing) if cfg.trajectory and cfg.trajectory.every else None
         with store.audit_lock(cfg.name, wait=wait):
-            outcome = _run_locked(cfg, store=store, progress=progress, force=force, prepared=prepared,
+            outcome = _run_locked(cfg, store=store, progress=progress, force=force, prepared=prepared, point_jobs=point_jobs,
+                                  say=say,
                                   formats=formats, skip_missing=skip_missing, finetune_steps=finetune_steps,
                                   show_finetune_progress=show_finetune_progress, backend_loader=backend_loader,
                                   executor=executor, executor_options=executor_options)
@@ -151,9 +162,23 @@ def _check_inputs(cfg: AuditConfig, skip_missing: bool) -> tuple[list, dict[str,
     return prepared
 
 
+def _point_jobs(cfg: AuditConfig, prepared, skip_missing: bool):
+    """The prepared jobs of a trajectory's points: the audit's own when the trajectory keeps its
+    probes and limit, else loaded (and checked) now, before anything is written."""
+    from rai_audit.data_root import resolve_data_root
+    from rai_audit.runner import prepare_jobs
+    from rai_audit.trajectory.plan import point_config
+
+    pc = point_config(cfg)
+    if [p.model_dump() for p in pc.probes] == [p.model_dump() for p in cfg.probes] and pc.limit == cfg.limit:
+        return prepared
+    return prepare_jobs([(p.name, p.params) for p in pc.probes], resolve_data_root(cfg.data_dir), limit=pc.limit,
+                        seed=cfg.seed, skip_missing=skip_missing, allow_modified_data=cfg.allow_modified_data)
+
+
 def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, formats, skip_missing, finetune_steps,
                 show_finetune_progress, backend_loader=None, executor="local", executor_options=None,
-                prepared=None) -> AuditOutcome:
+                prepared=None, point_jobs=None, say=None) -> AuditOutcome:
     from rai_audit.comparison import compare_runs, save_comparison
     from rai_audit.gate import format_table, gate_for_comparison, load_policy, policy_identity
     from rai_audit.report import build_report, parse_formats, write_report
@@ -164,12 +189,26 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
     policy = policy_identity(policy_source, load_policy(policy_source))  # a bad policy fails before any work
 
     finetune_summary = None
+    say = say or log.info
+    positions = None
+    if point_jobs is not None:
+        from rai_audit.trajectory.plan import cost_of, step_positions
+        from rai_audit.trajectory.run import finetune_steps_of, plan_announcement
+
+        positions = step_positions(finetune_steps_of(cfg, finetune_steps), cfg.trajectory.every)
+        say(plan_announcement(cost_of(point_jobs[0], len(positions)), "steps " + ", ".join(map(str, positions)), store,
+                              [j.name for j in point_jobs[0]], cfg.models.base))
     tuned_ref = cfg.models.tuned
+    losses: list[float] = []
     if tuned_ref is None:
         if not cfg.finetune:
             raise UserError("The audit config names no tuned model: set models.tuned, or finetune (a finetune config) to tune the base model first.")
-        tuned_ref, finetune_summary = run_finetune_step(cfg, store=store, steps=finetune_steps,
-                                                       progress=show_finetune_progress)
+        tuned_ref, finetune_summary, losses = run_finetune_step(cfg, store=store, steps=finetune_steps,
+                                                               progress=show_finetune_progress,
+                                                               export_steps=positions[1:-1] if positions else None)
+    elif positions is not None:
+        raise UserError("trajectory.every probes the checkpoints of the audit's own finetune, but models.tuned is set. "
+                        "Remove models.tuned to tune with `finetune`, or remove trajectory.every.")
 
     where = {"executor": executor, "executor_options": executor_options, "prepared": prepared}
     base = run_probe_suite(cfg, model_ref=cfg.models.base, store=store, role="base", audit_id=cfg.name,
@@ -179,6 +218,22 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
                             training_data=cfg.models.tuned_training_data, **where)
     skipped = dict(base.counts.get("skipped_probes") or {})
     base_id, tuned_id = base.run.run_id, tuned.run.run_id
+    traj_run = None
+    if positions is not None:  # before the "unchanged" shortcut: a killed trajectory must be finished
+        from rai_audit.trajectory.run import run_step_trajectory
+
+        traj_run = run_step_trajectory(cfg, positions, store=store, finetune={**finetune_summary, "losses": losses},
+                                       tuned_ref=tuned_ref, prepared=point_jobs, say=say,
+                                       probe_kwargs={"progress": progress, "skip_missing": skip_missing, "fresh": force,
+                                                     "backend_loader": backend_loader, "executor": executor,
+                                                     "executor_options": executor_options})
+
+    def trajectory_summary():  # after the audit's comparison is saved, so the final point reuses it
+        if traj_run is None:
+            return None
+        from rai_audit.trajectory.run import finish_trajectory
+
+        return finish_trajectory(cfg, traj_run, store=store, policy=policy_source, say=say)[1]
 
     if base.reused and tuned.reused and not force:
         previous = store.list_comparisons(run_id=tuned_id)
@@ -195,12 +250,13 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
                        if a.meta.get("comparison_id") == comp.comparison_id and a.path and Path(a.path).exists()}
             return AuditOutcome(gate.exit_code, base_id, tuned_id, comp.comparison_id, gate.verdict,
                                 reports=reports, unchanged=True, gate_table=format_table(gate, only_not_passed=True), skipped_probes=skipped,
-                                finetune=finetune_summary)
+                                finetune=finetune_summary, trajectory=trajectory_summary())
 
     comparison = compare_runs(store, base_id, tuned_id, n_boot=cfg.runtime.bootstrap, seed=cfg.seed, policy=policy)
     gate = gate_for_comparison(comparison)
     comparison.gate = gate.to_dict()  # the verdict is stored with the comparison, under the audit's policy
     comparison_id = save_comparison(store, comparison)
+    traj_summary = trajectory_summary()
     reports: dict[str, str] = {}
     if formats_list:
         report = build_report(store, comparison=comparison, gate=gate, title=f"rai-audit: {cfg.name}")
@@ -209,4 +265,5 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
         for fmt, path in reports.items():
             store.add_artifact(tuned_id, f"report.{fmt}", "report", path=path, meta={"comparison_id": comparison_id})
     return AuditOutcome(gate.exit_code, base_id, tuned_id, comparison_id, gate.verdict, reports=reports,
-                        skipped_probes=skipped, gate_table=format_table(gate, only_not_passed=True), finetune=finetune_summary)
+                        skipped_probes=skipped, gate_table=format_table(gate, only_not_passed=True), finetune=finetune_summary,
+                        trajectory=traj_summary)

@@ -34,16 +34,33 @@ class ModelsConfig(_Strict):
 class ProbeConfig(_Strict):
     """A probe and its parameters (each probe documents its own; unknown ones are rejected)."""
 
-    name: str = Field(description="A probe name from the registry in probes/__init__.py (winogender, bbq, realtoxicityprompts, ...; docs/metrics.md lists them all).")
+    name: str = Field(description="A probe name from the registry in probes/__init__.py (winogender, bbq, realtoxicityprompts, ...; docs/metrics.md lists them all), or an lm-evaluation-harness task name that is an alias of one (crows_pairs_english, winogender_all, bbq_generate; recorded under the probe's own name).")
     params: dict[str, Any] = Field(default_factory=dict, description="Probe parameters, validated by the probe.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: Any) -> Any:
+        """An lm-evaluation-harness alias becomes its probe and the parameters it implies."""
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            from probes import canonical_name, resolve_alias  # light module: names only, probes load lazily
+
+            if not isinstance(data.get("params", {}), dict):  # the params field reports that
+                return {**data, "name": canonical_name(data["name"])}
+            try:
+                name, params = resolve_alias(data["name"], data.get("params"))
+            except UserError as e:
+                raise ValueError(str(e).rstrip(".")) from None
+            if name != data["name"]:
+                data = {**data, "name": name, "params": params}
+        return data
 
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from probes import REGISTRY  # light module: names only, probes are imported lazily
+        from probes import REGISTRY, unknown_probe_message
 
         if v not in REGISTRY:
-            raise ValueError(f"unknown probe {v!r}; allowed: {', '.join(REGISTRY)}")
+            raise ValueError(unknown_probe_message(v).rstrip("."))
         return v
 
 
@@ -76,6 +93,41 @@ class RuntimeConfig(_Strict):
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for confidence intervals (0 disables CIs).")
 
 
+class TrajectoryConfig(_Strict):
+    """A trajectory audit (docs/trajectories.md): the probes run at step 0 (the base), every
+    ``every`` training steps and the final step, on exactly the audit's items, decoding and seeds;
+    and, for ``rai-audit sweep``, the mixture sizes to tune and audit."""
+
+    every: int | None = Field(None, ge=1, description="Probe a checkpoint every N training steps, besides the base (step 0) and the final step; needs `finetune`. Each such checkpoint is exported as a Hugging Face checkpoint. Unset: no step trajectory.")
+    probes: list[ProbeConfig] | None = Field(None, description="Probes run at each point (same syntax as the top-level `probes`); the audit's probes when unset.")
+    limit: int | None = Field(None, ge=1, description="Items per probe at each point (a seeded sample, the same items at every point); the audit's `limit` when unset.")
+    mixture_sizes: list[int | Literal["all"]] | None = Field(None, description="For `rai-audit sweep`: tune with the first 1, 2, 4, ... tasks of the finetune mixture (same steps, same seed) and audit each; e.g. [1, 2, 4, all].")
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return _probe_shorthand(v)
+
+    @field_validator("mixture_sizes")
+    @classmethod
+    def _sizes(cls, v: list | None) -> list | None:
+        if v is not None:
+            if not v:
+                raise ValueError("give at least one mixture size, e.g. [1, 2, all]")
+            if any(isinstance(x, int) and x < 1 for x in v):
+                raise ValueError("mixture sizes are numbers of tasks, at least 1 (or 'all')")
+        return v
+
+
+def _probe_shorthand(v: Any) -> Any:
+    """Allow ``probes: [winogender, {name: bbq, params: {...}}]`` and ``"a,b"``."""
+    if isinstance(v, str):
+        v = [p.strip() for p in v.split(",") if p.strip()]
+    if isinstance(v, list):
+        return [{"name": p} if isinstance(p, str) else p for p in v]
+    return v
+
+
 class AuditConfig(_Strict):
     """A whole audit: models, probes, scorer, runtime, seeds, store and output."""
 
@@ -91,25 +143,26 @@ class AuditConfig(_Strict):
     store: str | None = Field(None, description="Results store URL or SQLite path; RAI_AUDIT_DB or the default SQLite file when unset.")
     output_dir: str = Field("rai-audit-out", description="Where reports and exported models are written.")
     gate: str | None = Field(None, description="Path of a gate policy YAML applied by `rai-audit run`.")
-    allow_modified_data: bool = Field(False, description="Accept local benchmark files whose sha256 differs from the hash pinned in data/manifests/ instead of refusing them (exit 2); each run's datasets then record every such file with its actual and pinned sha256, so its run key differs from a run on the pinned files. Flag: --allow-modified-data. Omitted from the recorded config when false.")
+    allow_modified_data: bool = Field(False, description="Accept local benchmark files whose sha256 differs from the hash pinned in rai-audit's dataset manifests (rai_audit/assets/manifests/) instead of refusing them (exit 2); each run's datasets then record every such file with its actual and pinned sha256, so its run key differs from a run on the pinned files. Flag: --allow-modified-data. Omitted from the recorded config when false.")
+
+    trajectory: TrajectoryConfig | None = Field(None, description="A trajectory audit: probe checkpoints during the finetune (every N steps) and, with `rai-audit sweep`, models tuned on growing mixtures. Omitted from the recorded config when unset.")
 
     @field_validator("probes", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        """Allow ``probes: [winogender, {name: bbq, params: {...}}]`` and ``"a,b"``."""
-        if isinstance(v, str):
-            v = [p.strip() for p in v.split(",") if p.strip()]
-        if isinstance(v, list):
-            return [{"name": p} if isinstance(p, str) else p for p in v]
-        return v
+        return _probe_shorthand(v)
 
     @model_serializer(mode="wrap")
     def _omit_default_override(self, handler):
-        """Leave ``allow_modified_data`` out while false, so a default config dumps (and is recorded
-        with each run) exactly as before the option existed; when true it is recorded."""
+        """Leave ``allow_modified_data`` out while false and ``trajectory`` while unset, so a default
+        config dumps (and is recorded with each run, in its run key) exactly as before the options
+        existed; when set they are recorded."""
         data = handler(self)
-        if not self.allow_modified_data and isinstance(data, dict):
-            data.pop("allow_modified_data", None)
+        if isinstance(data, dict):
+            if not self.allow_modified_data:
+                data.pop("allow_modified_data", None)
+            if self.trajectory is None:
+                data.pop("trajectory", None)
         return data
 
     @model_validator(mode="after")
@@ -118,6 +171,8 @@ class AuditConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"probe(s) listed twice: {', '.join(dupes)}")
+        if self.trajectory is not None and self.trajectory.every is not None and not self.finetune:
+            raise ValueError("trajectory.every probes checkpoints of the finetune step, so it needs `finetune` (a finetune config)")
         return self
 
 

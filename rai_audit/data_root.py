@@ -3,12 +3,14 @@
 The data root is a directory with one folder per benchmark in its original release layout
 (``winogender/templates.tsv``, ``bbq/Age.jsonl``, ...). It comes from ``--data-dir`` or the
 ``RAI_AUDIT_DATA`` environment variable; without one, probes fall back to the Hugging Face hub.
-The project's own assets (identity-term templates, the demo mixture, dataset manifests) live in
-the repository's ``data/`` folder, found by :func:`project_data_dir`.
+The project's own assets (dataset manifests, gate policies, identity-term templates, the demo
+mixture) ship inside the package, in ``rai_audit/assets/``, found by :func:`assets_dir` through
+:mod:`importlib.resources`: an installed wheel reads its own copy, never a checkout's.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
@@ -37,6 +39,15 @@ def benchmark_dir(data_root: Path | None, name: str) -> Path | None:
     return d if d.is_dir() else None
 
 
-def project_data_dir() -> Path:
-    """The repository's own ``data/`` folder (manifests and authored assets)."""
-    return Path(__file__).resolve().parent.parent / "data"
+def assets_dir() -> Path:
+    """The package's own assets folder, ``rai_audit/assets/`` of the installed package: dataset
+    manifests (``manifests/``), gate policies (``policies/``), identity-term templates
+    (``identity_terms/``) and the demo's instruction mixture and finetune config
+    (``demo_mixture/``). Read with :mod:`importlib.resources`, so a wheel install (files on disk,
+    as pip installs them) reads the copy it shipped with."""
+    root = importlib.resources.files("rai_audit") / "assets"
+    path = Path(str(root))
+    if not path.is_dir():  # a zip import: there is no folder to hand out
+        raise DataError(f"rai-audit's assets folder {root} is not a directory; install rai-audit as files "
+                        "(pip install rai-audit), not as a zipped package.")
+    return path

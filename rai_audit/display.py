@@ -68,12 +68,12 @@ def run_errors(r: RunRecord, width: int = 120) -> str:
 
 def runs_table(runs: Sequence[RunRecord]) -> Table:
     t = Table(title=f"{len(runs)} run(s)", title_justify="left")
-    for col in ("run", "created (UTC)", "kind", "model", "probes", "status", "errors"):
+    for col in ("run", "created (UTC)", "kind", "role", "model", "probes", "status", "errors"):
         # identifiers stay whole; long lists and messages wrap at commas and spaces, not mid-word
-        t.add_column(col, no_wrap=col in ("run", "created (UTC)", "kind", "status"), overflow="fold" if col == "model" else "ellipsis")
+        t.add_column(col, no_wrap=col in ("run", "created (UTC)", "kind", "role", "status"), overflow="fold" if col == "model" else "ellipsis")
     for r in runs:
         t.add_row(
-            r.run_id[:12], _when(r), r.kind, escape(r.model_reference or "-"), escape(", ".join(r.probes)),
+            r.run_id[:12], _when(r), r.kind, escape(r.role or "-"), escape(r.model_reference or "-"), escape(", ".join(r.probes)),
             r.status, escape(run_errors(r)),
         )
     return t
@@ -102,7 +102,33 @@ def run_header(r: RunRecord) -> str:
     if detail.get("skipped_probes"):
         for name, why in detail["skipped_probes"].items():
             lines.append(f"skipped   {name}: {escape(why)}")
+    lines += dataset_lines(r) + contamination_lines(r)
     return "\n".join(lines)
+
+
+def dataset_lines(r: RunRecord) -> list[str]:
+    """One line per probe's data: source, revision (a modified-data override shows there, in
+    full) and how many files were checked against their pinned sha256."""
+    out = []
+    for probe, ds in sorted((r.datasets or {}).items()):
+        if not isinstance(ds, dict) or probe == "mixture":
+            continue
+        rev = str(ds.get("revision") or "-")
+        flag = "  [MODIFIED DATA]" if rev.startswith("MODIFIED") else ""
+        out.append(f"data      {escape(probe)}: {escape(str(ds.get('source') or '-'))} @ {escape(rev)}; "
+                   f"{len(ds.get('files') or {})} file(s) hashed{flag}")
+    return out
+
+
+def contamination_lines(r: RunRecord) -> list[str]:
+    """The run's train/test overlap per probe, or that it was not checked."""
+    from rai_audit.contamination.describe import overlap_sentence
+
+    record = (r.provenance or {}).get("contamination")
+    if not record or r.kind != "probe":
+        return [] if r.kind != "probe" else ["overlap   not checked (no training data recorded for this model)"]
+    return [f"overlap   {escape(p)}: " + escape(overlap_sentence("x", found).replace("run X's", "the model's"))
+            for p, found in sorted((record.get("probes") or {}).items())]
 
 
 def _uses_scorer(probe: str) -> bool:

@@ -1,8 +1,8 @@
-"""Dataset manifests under ``data/manifests/<name>.json``.
+"""Dataset manifests under ``rai_audit/assets/manifests/<name>.json`` (package data).
 
 A manifest records where a benchmark comes from and what exactly was measured: source (hub id
 and/or release URL), pinned revision/commit, sha256 of each release file, license and citation
-(docs/architecture.md, "The rooms": data/). Probes compare the local files they read with the pinned hashes
+(docs/architecture.md, "The rooms": rai_audit/assets/). Probes compare the local files they read with the pinned hashes
 (:mod:`probes.release_info`): a pinned file whose sha256 differs is refused (exit 2) unless the
 run allows modified data, and then the run records both hashes; a file the manifest does not pin
 is read and recorded as unpinned. ``hf_revision`` pins the hub copy (null: resolved to a commit
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rai_audit.data_root import project_data_dir
+from rai_audit.data_root import assets_dir
 from rai_audit.errors import DataError
 
 
@@ -40,7 +40,7 @@ class Manifest:
 
 
 def manifest_path(name: str) -> Path:
-    return project_data_dir() / "manifests" / f"{name}.json"
+    return assets_dir() / "manifests" / f"{name}.json"
 
 
 def load_manifest(name: str) -> Manifest:

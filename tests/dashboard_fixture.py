@@ -360,7 +360,7 @@ def build_fixture_store(path: str | Path) -> FixtureStore:
 
 def _add_finetune_failure(store: Store) -> str:
     """A finetune run that failed mid-training, logged as ``finetune/run.py`` logs it
-    (``_StoreLog.start``: kind "finetune", no probes; on an exception: a "failed" event whose
+    (``finetune.run_log.StoreLog.start``: kind "finetune", no probes; on an exception: a "failed" event whose
     detail is ``{"error": "<Type>: <message>"}``)."""
     run_id = store.create_run(
         kind="finetune", run_key="finetune-fingerprint-0", model_id=_model("base-v1").model_id,

@@ -116,7 +116,7 @@ def test_fifty_planted_items_are_flagged_exactly_and_fail_the_gate(tmp_path, sha
         for k in range(30):
             f.write(json.dumps({"inputs": f"Add {k} and {k + 1}.", "targets": str(2 * k + 1)}) + "\n")
     clean = tmp_path / "clean.jsonl"
-    shutil.copy(Path(__file__).resolve().parents[1] / "data/demo_mixture/general_qa.jsonl", clean)
+    shutil.copy(Path(__file__).resolve().parents[1] / "rai_audit/assets/demo_mixture/general_qa.jsonl", clean)
 
     model = str(tiny_model_dir("llama"))
     db = str(tmp_path / "s.sqlite")

@@ -74,7 +74,7 @@ def test_the_next_steps_the_demo_prints_work_as_printed(tmp_path, shared_data):
         "name": "demo-steps", "models": {"base": str(tiny_model_dir("llama")), "tuned": str(tuned)},
         "probes": [{"name": "crows_pairs", "params": {"limit": 12}}, {"name": "identity_toxicity", "params": {"limit": 6, "k": 2}}],
         "runtime": {"bootstrap": 100}, "seed": 3, "output_dir": str(tmp_path / "out"),
-        "gate": str(d.REPO / "data" / "policies" / "demo.yaml"),
+        "gate": str(d.ASSETS / "policies" / "demo.yaml"),
     })
     store = Store.open(f"sqlite:///{tmp_path / 'demo.sqlite'}")
     outcome = run_audit(cfg, store=store, formats="html")

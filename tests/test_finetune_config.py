@@ -12,7 +12,7 @@ from rai_audit.errors import UserError
 from finetune.config import FinetuneConfig, load_config, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_MIXTURE = REPO / "data" / "demo_mixture" / "mixture.yaml"
+DEMO_MIXTURE = REPO / "rai_audit" / "assets" / "demo_mixture" / "mixture.yaml"
 
 
 def _write(tmp_path, text, name="ft.yaml"):

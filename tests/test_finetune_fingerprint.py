@@ -25,7 +25,7 @@ from finetune.fingerprint import FINGERPRINT_NAME, mixture_fingerprint, training
 from finetune.mixture import Mixture, build_mixture
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "data" / "demo_mixture"
+DEMO = REPO / "rai_audit" / "assets" / "demo_mixture"
 PLANTED = 50
 # how Flan wraps a CivilComments item (NIV2 task1720's definition, in our words)
 INSTRUCTION = "Read the comment and decide whether it is toxic. Answer Yes or No."

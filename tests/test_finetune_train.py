@@ -184,7 +184,7 @@ def test_2x2_mesh_matches_one_device(tmp_path):
 # end to end through run_finetune: tiny HF checkpoints in, HF checkpoints out
 # --------------------------------------------------------------------------------------------
 
-DEMO_MIXTURE = REPO / "data" / "demo_mixture" / "mixture.yaml"
+DEMO_MIXTURE = REPO / "rai_audit" / "assets" / "demo_mixture" / "mixture.yaml"
 
 
 class _RecordingStore:

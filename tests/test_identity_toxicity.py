@@ -8,7 +8,7 @@ import json
 import pytest
 
 from probes.identity_toxicity import IdentityToxicity, fill
-from rai_audit.data_root import project_data_dir
+from rai_audit.data_root import assets_dir
 from rai_audit.errors import UserError
 from rai_audit.manifests import check_files, load_manifest
 from rai_audit.requests import GenerationResult
@@ -20,7 +20,7 @@ AXES = {"gender", "ethnicity", "religion", "sexual_orientation", "disability", "
 
 
 def test_project_assets_cover_the_axes_and_a_neutral_baseline():
-    own = project_data_dir() / "identity_terms"
+    own = assets_dir() / "identity_terms"
     terms = json.loads((own / "terms.json").read_text())
     templates = json.loads((own / "templates.json").read_text())["templates"]
     assert set(terms["axes"]) == AXES

@@ -187,8 +187,8 @@ def test_unreachable_postgres_is_a_store_error_without_password():
 def test_empty_database_is_migrated_to_head_matching_schema(db_url):
     assert migrate.current_revision(db_url) is None
     with Store.open(db_url) as s:
-        assert migrate.current_revision(db_url) == migrate.head_revision() == "0002"
-        assert migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0002"  # the no-Alembic fast path
+        assert migrate.current_revision(db_url) == migrate.head_revision() == "0003"
+        assert migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0003"  # the no-Alembic fast path
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
@@ -197,20 +197,20 @@ def test_empty_database_is_migrated_to_head_matching_schema(db_url):
         assert diff == []
     with Store.open(db_url):  # a second open finds head and changes nothing
         pass
-    assert migrate.upgrade(db_url) == ("0002", "0002")
+    assert migrate.upgrade(db_url) == ("0003", "0003")
 
 
 @pytest.fixture
-def migrations_with_0003(tmp_path, monkeypatch):
-    """A copy of the shipped migrations plus a no-op revision 0003; returns a switch function."""
+def migrations_with_0004(tmp_path, monkeypatch):
+    """A copy of the shipped migrations plus a no-op revision 0004; returns a switch function."""
     shipped = migrate.MIGRATIONS_DIR
     newer = tmp_path / "migrations"
     shutil.copytree(shipped, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0003_test.py").write_text(textwrap.dedent('''
+    (newer / "versions" / "0004_test.py").write_text(textwrap.dedent('''
         """test revision"""
         from alembic import op
-        revision = "0003"
-        down_revision = "0002"
+        revision = "0004"
+        down_revision = "0003"
         branch_labels = None
         depends_on = None
         def upgrade():
@@ -225,17 +225,17 @@ def migrations_with_0003(tmp_path, monkeypatch):
     return use
 
 
-def test_older_revision_asks_for_db_upgrade_and_newer_asks_to_upgrade_rai_audit(db_url, migrations_with_0003):
-    Store.open(db_url).close()  # at 0002
-    migrations_with_0003("newer")  # this "rai-audit" ships 0003
-    assert migrate.head_revision() == migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0003"
-    with pytest.raises(StoreError, match=r"revision 0002, older .*`rai-audit db upgrade`"):
+def test_older_revision_asks_for_db_upgrade_and_newer_asks_to_upgrade_rai_audit(db_url, migrations_with_0004):
+    Store.open(db_url).close()  # at 0003
+    migrations_with_0004("newer")  # this "rai-audit" ships 0004
+    assert migrate.head_revision() == migrate._declared_head(str(migrate.MIGRATIONS_DIR)) == "0004"
+    with pytest.raises(StoreError, match=r"revision 0003, older .*`rai-audit db upgrade`"):
         Store.open(db_url)
-    assert migrate.current_revision(db_url) == "0002"  # open does not migrate a non-empty store
-    assert migrate.upgrade(db_url) == ("0002", "0003")
+    assert migrate.current_revision(db_url) == "0003"  # open does not migrate a non-empty store
+    assert migrate.upgrade(db_url) == ("0003", "0004")
     Store.open(db_url).close()
-    migrations_with_0003("shipped")  # back to a rai-audit that only knows 0002
-    with pytest.raises(StoreError, match=r"revision 0003, .* newer rai-audit. Upgrade rai-audit"):
+    migrations_with_0004("shipped")  # back to a rai-audit that only knows 0003
+    with pytest.raises(StoreError, match=r"revision 0004, .* newer rai-audit. Upgrade rai-audit"):
         Store.open(db_url)
     with pytest.raises(StoreError, match="newer rai-audit"):
         migrate.upgrade(db_url)
@@ -269,9 +269,23 @@ def _fill_every_table(store: Store) -> str:
     store.add_metrics(run_id, [MetricRow("winogender", "accuracy", "", 1.0, 1)])
     store.add_artifact(run_id, "report.html", "report", "/tmp/report.html", "b" * 64)
     store.add_comparison(run_id, other, {"alpha": 0.05}, {"delta": 0.0})
+    store.add_trajectory_point("t" * 64, axis="step", position=0, run_id=run_id, meta={"label": "base"})
     with store.audit_lock("fill"):
         pass
     return run_id
+
+
+def test_trajectory_points_are_ordered_by_position_and_first_write_wins(store):
+    base, ckpt, late = _run(store), _run(store, key="ckpt"), _run(store, key="late")
+    store.add_trajectory_point("a" * 64, axis="step", position=6, run_id=ckpt, finetune_run=base, audit_id="x")
+    store.add_trajectory_point("a" * 64, axis="step", position=0, run_id=base, audit_id="x", meta={"label": "base"})
+    store.add_trajectory_point("a" * 64, axis="step", position=6, run_id=late)  # same position again: ignored
+    points = store.trajectory_points("a" * 8)
+    assert [(p.position, p.run_id, p.label) for p in points] == [(0, base, "base"), (6, ckpt, "step 6")]
+    assert points[1].finetune_run == base
+    assert [[p.position for p in tr] for tr in store.list_trajectories(audit_id="x")] == [[0, 6]]
+    assert [p.trajectory_id for p in store.trajectories_of_run(ckpt)] == ["a" * 64]
+    assert store.trajectory_points("b" * 64) == []
 
 
 def test_update_and_delete_are_refused_on_every_result_table(store):
@@ -336,7 +350,13 @@ def test_migration_0002_guards_every_key_of_the_schema():
     spec.loader.exec_module(mod)
     from rai_audit.store.schema import unique_keys
 
-    assert mod.KEYS == {tbl: unique_keys(metadata.tables[tbl]) for tbl in APPEND_ONLY_TABLES}
+    assert mod.KEYS == {tbl: unique_keys(metadata.tables[tbl]) for tbl in APPEND_ONLY_TABLES if tbl in mod.KEYS}
+    spec3 = importlib.util.spec_from_file_location(
+        "m0003", migrate.MIGRATIONS_DIR / "versions" / "0003_trajectory_points.py")
+    mod3 = importlib.util.module_from_spec(spec3)
+    spec3.loader.exec_module(mod3)
+    assert mod3.KEYS == unique_keys(metadata.tables["trajectory_points"])
+    assert set(mod.KEYS) | {"trajectory_points"} == set(APPEND_ONLY_TABLES)
 
 
 def test_content_addressed_writes_are_insert_or_ignore(store):

@@ -8,8 +8,8 @@ progress go to stderr, results to stdout. Heavy modules (torch, transformers, JA
 need them so that ``rai-audit --help`` stays fast.
 
 Commands live in one module per group: :mod:`.runs` (probe, runs, show), :mod:`.models` (models,
-finetune), :mod:`.comparisons` (compare, gate, report, verify), :mod:`.audits` (run, demo,
-dashboard, schedule) and :mod:`.db`; :mod:`.app` holds the application and :func:`main`,
+finetune), :mod:`.comparisons` (compare, gate, report, verify), :mod:`.exports` (export), :mod:`.audits` (run, demo,
+dashboard, schedule), :mod:`.trajectories` (trajectory list, show, gate, select) and :mod:`.db`; :mod:`.app` holds the application and :func:`main`,
 :mod:`.common` what commands share. Importing them here registers the commands, in the order
 ``--help`` lists them.
 """
@@ -17,6 +17,6 @@ dashboard, schedule) and :mod:`.db`; :mod:`.app` holds the application and :func
 from rai_audit.cli.app import app, main
 
 # Each import registers its commands with ``app``; this order is the order ``--help`` lists them.
-from rai_audit.cli import runs, models, comparisons, audits, db  # noqa: E402, F401, I001
+from rai_audit.cli import runs, models, comparisons, exports, audits, trajectories, db  # noqa: E402, F401, I001
 
 __all__ = ["app", "main"]

@@ -22,7 +22,7 @@ def run_cmd(
     notify_hook: Optional[str] = typer.Option(None, "--notify", help="Command (gets JSON on stdin) or http(s) webhook called on gate failure or error."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N items per probe."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip probes whose data is unavailable instead of failing (files that differ from their pinned hashes are never skipped: they stop the audit)."),
-    allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in data/manifests/ (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
+    allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in rai-audit's dataset manifests (rai_audit/assets/manifests/) (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
     executor: str = typer.Option("local", "--executor", help="local or ray (see `rai-audit probe --help`)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address for --executor ray."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors for --executor ray."),
@@ -43,12 +43,96 @@ def run_cmd(
         outcome = run_audit(cfg, store=store, progress=bar, force=force,
                             wait=wait, formats=fmt, skip_missing=skip_missing, notify_hook=notify_hook,
                             show_finetune_progress=not state["quiet"], executor=executor,
-                            executor_options=executor_options(executor, ray_address, workers, gpus_per_worker))
-    print_outcome(outcome)
+                            executor_options=executor_options(executor, ray_address, workers, gpus_per_worker),
+                            say=_say)
+    print_outcome(outcome, store.display_url)
     raise typer.Exit(outcome.exit_code)
 
 
-def print_outcome(outcome) -> None:
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def run_finetune_trajectory(config: str, *, steps, output_dir, resume, db, every, probes, limit, policy) -> None:
+    """``rai-audit finetune --audit-every``: an audit whose config is made from the finetune's
+    (its model as the base, its file as the finetune step) with a step trajectory."""
+    from pathlib import Path
+
+    from rai_audit import display
+    from rai_audit.audit import run_audit
+    from rai_audit.config import parse_config
+    from rai_audit.trajectory.run import finetune_base_reference
+
+    ft = Path(config).resolve()
+    base, out = finetune_base_reference(ft, output_dir)
+    if resume:
+        _say("note: --resume is implied with --audit-every: a re-run continues the finetune and the trajectory it started")
+    cfg = parse_config({"name": f"finetune-{ft.stem}", "models": {"base": base}, "finetune": str(ft),
+                        "probes": probes, "limit": limit, "output_dir": str(out), "store": db, "gate": policy,
+                        "trajectory": {"every": every}}, "The --audit-* options")
+    store = open_store(cfg.store)
+    with display.progress_bar(not state["quiet"]) as bar:
+        outcome = run_audit(cfg, store=store, progress=bar, finetune_steps=steps, say=_say,
+                            show_finetune_progress=not state["quiet"], formats="html,md,json")
+    print_outcome(outcome, store.display_url)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def sweep(
+    config: str = typer.Argument(..., help="Audit YAML with `finetune` (and optionally trajectory.mixture_sizes, trajectory.probes, trajectory.limit)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Mixture sizes, comma-separated numbers of tasks or 'all' (e.g. 1,2,4,all); default trajectory.mixture_sizes."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Finetune steps for every size (default: the finetune config's)."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy for each point vs the base (default: the config's gate, else 'default')."),
+) -> None:
+    """The number-of-tasks axis: tune on the first 1, 2, 4, ... tasks of the mixture (same steps,
+    same seed) and audit each model against the base on the same items (docs/trajectories.md).
+
+    Costs one finetune and one probe run per size; re-running the same command resumes.
+
+    Example: rai-audit sweep examples/audit.yaml --tasks 1,2,all --steps 8
+    """
+    from rai_audit import display
+    from rai_audit.audit import import_run_finetune
+    from rai_audit.config import load_config
+    from rai_audit.trajectory.plan import cost_of, point_config
+    from rai_audit.trajectory.run import finish_trajectory, plan_announcement
+    from rai_audit.trajectory.sweep import run_sweep, sweep_positions
+
+    import_run_finetune()
+    cfg = load_config(config, {"store": db})
+    sizes = [s.strip() if s.strip() == "all" else _size(s) for s in tasks.split(",")] if tasks else None
+    _, positions = sweep_positions(cfg, sizes)
+    pc = point_config(cfg)
+    from rai_audit.data_root import resolve_data_root
+    from rai_audit.runner import prepare_jobs
+
+    prepared = prepare_jobs([(p.name, p.params) for p in pc.probes], resolve_data_root(cfg.data_dir), limit=pc.limit,
+                            seed=cfg.seed, allow_modified_data=cfg.allow_modified_data)
+    store = open_store(cfg.store)
+    _say(plan_announcement(cost_of(prepared[0], len(positions)), "tasks " + ", ".join(map(str, positions)), store,
+                           [j.name for j in prepared[0]], cfg.models.base))
+    with store.audit_lock(f"sweep:{cfg.name}"), display.progress_bar(not state["quiet"]) as bar:
+        traj = run_sweep(cfg, store=store, sizes=sizes, steps=steps, prepared=prepared, say=_say,
+                         progress=not state["quiet"], probe_kwargs={"progress": bar})
+        _, summary = finish_trajectory(cfg, traj, store=store, policy=policy or cfg.gate or "default", say=_say)
+    from rai_audit.demo import cli_prog
+    from rai_audit.trajectory.describe import outcome_lines
+
+    for line in outcome_lines(summary, store.display_url, cli_prog()):
+        typer.echo(line)
+    raise typer.Exit(summary.get("exit_code") or 0)
+
+
+def _size(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--tasks takes numbers of tasks or 'all', comma-separated (e.g. 1,2,4,all); got {text!r}.") from None
+
+
+def print_outcome(outcome, db_url: str | None = None) -> None:
     for name, why in outcome.skipped_probes.items():
         typer.echo(f"skipped   {name}: {why}", err=True)
     if outcome.gate_table:
@@ -59,6 +143,12 @@ def print_outcome(outcome) -> None:
     for kind, path in outcome.reports.items():
         typer.echo(f"report     {kind:<4} {path}")
     typer.echo(f"verdict    {outcome.verdict.upper() if outcome.verdict else '-'} (exit {outcome.exit_code})")
+    if outcome.trajectory:
+        from rai_audit.demo import cli_prog
+        from rai_audit.trajectory.describe import outcome_lines
+
+        for line in outcome_lines(outcome.trajectory, db_url, cli_prog()):
+            typer.echo(line)
 
 
 @app.command()
@@ -88,14 +178,15 @@ def demo(
     for note in d.prepare_environment(data_dir):
         typer.echo(f"note: {note}", err=True)
     scorer, scorer_options = d.demo_scorer()
-    cfg = d.demo_config(profile, out_dir, db, data_dir, scorer=scorer, scorer_options=scorer_options)
+    cfg = d.demo_config(profile, out_dir, db, data_dir, scorer=scorer, scorer_options=scorer_options,
+                        steps=steps or profile.finetune_steps)
     typer.echo(f"rai-audit demo ({d.describe_profile(profile)}; scorer {scorer})", err=True)
     store = open_store(cfg.store)
     with display.progress_bar(not state["quiet"]) as bar:
         outcome = run_audit(cfg, store=store, progress=bar, force=force, formats="html,pdf,json,md",
                             skip_missing=True, finetune_steps=steps or profile.finetune_steps,
-                            show_finetune_progress=not state["quiet"])
-    print_outcome(outcome)
+                            show_finetune_progress=not state["quiet"], say=_say)
+    print_outcome(outcome, store.display_url)
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s")
     for line in d.next_steps(store.display_url, outcome):
         typer.echo(line)

@@ -58,7 +58,11 @@ def probe_overrides(cfg_path: str | None, probe_csv: str | None) -> list[dict[st
 
         for p in load_config(cfg_path).probes:
             params[p.name] = p.params
-    return [{"name": n, "params": params.get(n, {})} for n in names]
+    if not params:
+        return [{"name": n, "params": {}} for n in names]
+    from probes import canonical_name  # an lm-eval alias keeps the file's params of its probe
+
+    return [{"name": n, "params": params.get(canonical_name(n), {})} for n in names]
 
 
 def executor_options(executor: str, address: str | None, workers: int | None, gpus: float | None) -> dict[str, Any] | None:
@@ -81,6 +85,10 @@ def print_run(store: ResultsStore, run_id: str) -> None:
 
     run = store.get_run(run_id)
     display.stdout.print(display.run_header(run))
+    for point in store.trajectories_of_run(run.run_id):
+        display.stdout.print(f"trajectory {point.trajectory_id[:12]}: {display.escape(point.label)} ({point.axis} axis)"
+                             + (f", tuned by finetune run {point.finetune_run[:12]}" if point.finetune_run else "")
+                             + f"; see: rai-audit trajectory show {point.trajectory_id[:12]}")
     for table in display.metrics_tables(store.metrics(run.run_id), run.scorer):
         display.stdout.print(table)
 

@@ -110,7 +110,7 @@ def gate(
     Without --policy the comparison is judged by the policy its audit stored with it, so
     `gate`, the audit's report and the dashboard give one verdict.
 
-    Example: rai-audit gate latest --policy data/policies/default.yaml
+    Example: rai-audit gate latest --policy my_policy.yaml
     """
     from rai_audit.comparison import load_comparison
     from rai_audit.gate import format_table, gate_for_comparison

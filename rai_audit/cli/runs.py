@@ -25,13 +25,13 @@ from rai_audit.errors import UserError
 def probe(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Audit YAML (see docs/configuration.md); flags override it."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model reference: hf:org/name[@rev], a local HF dir, a .gguf file, or 'default'."),
-    probe_names: Optional[str] = typer.Option(None, "--probe", "-p", help="Comma-separated probe names, e.g. winogender,bbq."),
+    probe_names: Optional[str] = typer.Option(None, "--probe", "-p", help="Comma-separated probe names, e.g. winogender,bbq; lm-evaluation-harness aliases (crows_pairs_english, winogender_all, bbq_generate) run their probe, recorded under its own name."),
     scorer: Optional[str] = typer.Option(None, "--scorer", help="Toxicity scorer: profanity-check, detoxify:<variant>, hf:<ref>."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N items per probe (a seeded sample)."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling items, exemplars, generation and bootstrap."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Benchmark data root (default: RAI_AUDIT_DATA, else the Hugging Face hub)."),
-    allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in data/manifests/ (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
+    allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in rai-audit's dataset manifests (rai_audit/assets/manifests/) (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
     role: Optional[str] = typer.Option(None, "--role", help="With --config: audit the 'base' (default) or 'tuned' model of the file."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Requests per model batch (automatic by default)."),
@@ -87,7 +87,7 @@ def probe(
 def runs(
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     model: Optional[str] = typer.Option(None, "--model", help="Only runs of this model reference."),
-    probe_name: Optional[str] = typer.Option(None, "--probe", help="Only runs including this probe."),
+    probe_name: Optional[str] = typer.Option(None, "--probe", help="Only runs including this probe (a probe name or an lm-evaluation-harness alias)."),
     kind: Optional[str] = typer.Option(None, "--kind", help="probe or finetune."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="Show at most N runs."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -102,6 +102,10 @@ def runs(
 
     from rai_audit.store.engine import missing_sqlite_file
 
+    if probe_name:
+        from probes import canonical_name  # an lm-eval alias finds the runs of its probe
+
+        probe_name = canonical_name(probe_name)
     if not db and not os.environ.get("RAI_AUDIT_DB") and missing_sqlite_file(None) is not None:
         rows = []  # the default store does not exist yet: no runs, and nothing is created
     else:

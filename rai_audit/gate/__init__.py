@@ -42,6 +42,10 @@ another is asked for, which is then labelled a what-if.
 training data (:mod:`rai_audit.contamination`) beyond that share of the checked items: its
 metrics would grade memorisation. Probes whose runs recorded no training data are not judged.
 
+**Trajectories.** An optional ``trajectory:`` section (``checkpoints: all | final``, ``trend:
+not_worsening | off``; both on by default) says how a trajectory audit is judged
+(:mod:`rai_audit.trajectory.gate`); policies without it keep their content hash.
+
 Exit codes: 0 pass, 1 fail, 3 inconclusive; an invalid policy or input is a UserError (exit 2).
 
 Example::
@@ -78,6 +82,7 @@ from rai_audit.gate.policy import (
     MIN_ITEMS,
     Policy,
     Rule,
+    TrajectoryRules,
     bundled_policy_names,
     bundled_policy_path,
     check_targets,
@@ -99,6 +104,7 @@ __all__ = [
     "Policy",
     "RowVerdict",
     "Rule",
+    "TrajectoryRules",
     "Verdict",
     "bad_direction",
     "below_support",

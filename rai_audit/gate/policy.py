@@ -12,7 +12,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rai_audit.data_root import project_data_dir
+from rai_audit.data_root import assets_dir
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_json
 
@@ -57,6 +57,23 @@ class Rule(BaseModel):
         return f"{self.probe}/{self.metric}[{self.subgroup or 'overall'}] {self.direction} {limit} ({self.use})"
 
 
+class TrajectoryRules(BaseModel):
+    """The optional ``trajectory:`` section: how a trajectory audit (the same probes at several
+    checkpoints of one finetune, :mod:`rai_audit.trajectory.gate`) is judged.
+
+    ``checkpoints``: ``all`` (every checkpoint, judged against the base by this policy's rules,
+    must pass; the default) or ``final`` (only the last one). ``trend``: ``not_worsening`` (the
+    default: a headline metric whose trend CI lies wholly on its worse side fails the trajectory)
+    or ``off``. Absent means the defaults; an absent or default section is left out of the
+    policy's content, so policies written before it existed keep their hash.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoints: Literal["all", "final"] = "all"
+    trend: Literal["not_worsening", "off"] = "not_worsening"
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,24 +84,33 @@ class Policy(BaseModel):
     min_clusters: int = Field(default=MIN_CLUSTERS, ge=1)
     max_contamination: float | None = Field(default=None, ge=0, le=1)
     rules: list[Rule] = Field(min_length=1)
+    trajectory: TrajectoryRules | None = None  # None: the defaults (TrajectoryRules)
 
     def content(self) -> dict[str, Any]:
-        """The policy as stored and hashed; an unset ``max_contamination`` is left out, so
-        policies written before it existed keep their hash."""
+        """The policy as stored and hashed; an unset ``max_contamination`` and an absent or
+        default ``trajectory`` section are left out, so policies written before they existed keep
+        their hash."""
         d = self.model_dump()
         if d.get("max_contamination") is None:
             d.pop("max_contamination", None)
+        if d.get("trajectory") in (None, TrajectoryRules().model_dump()):
+            d.pop("trajectory", None)
         return d
+
+    @property
+    def trajectory_rules(self) -> TrajectoryRules:
+        """The trajectory section, with its defaults when the policy has none."""
+        return self.trajectory or TrajectoryRules()
 
 
 
 
 def bundled_policy_path(name: str) -> Path:
-    return project_data_dir() / "policies" / f"{name}.yaml"
+    return assets_dir() / "policies" / f"{name}.yaml"
 
 
 def bundled_policy_names() -> list[str]:
-    return sorted(p.stem for p in (project_data_dir() / "policies").glob("*.yaml"))
+    return sorted(p.stem for p in (assets_dir() / "policies").glob("*.yaml"))
 
 
 def policy_name(source: str | Path) -> str:
@@ -122,7 +148,7 @@ def load_policy(source: str | Path | Mapping[str, Any], *, declared: Mapping[str
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise UserError(f"Gate policy {path} is not valid YAML: {e}. Fix the file and try again.") from None
         if not isinstance(raw, dict):
-            raise UserError(f"Gate policy {path} must be a mapping with a 'rules' list (see data/policies/default.yaml).")
+            raise UserError(f"Gate policy {path} must be a mapping with a 'rules' list (see the bundled policy rai_audit/assets/policies/default.yaml).")
         where = str(path)
         policy = validate_policy(raw, where)
     check_targets(policy, declared_metrics() if declared is None else declared, where)
@@ -136,7 +162,7 @@ def validate_policy(raw: dict[str, Any], where: str) -> Policy:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'policy'}: {err['msg']}" for err in e.errors()
         )
-        raise UserError(f"Gate policy {where} is invalid: {problems}. See data/policies/default.yaml for the format.") from None
+        raise UserError(f"Gate policy {where} is invalid: {problems}. See the bundled policy rai_audit/assets/policies/default.yaml for the format.") from None
 
 
 def declared_metrics() -> dict[str, list[str]]:

@@ -11,7 +11,9 @@ flips, worst items and confounders; the runs' own stored metrics; methodology (m
 definitions and citations, paired statistics, decoding, seeds, chat-template mode, scorer
 identity with threshold and operator, refusal detector); data sets with revision, checksum and
 license; known limitations; provenance; a map of contents to EU AI Act Annex XI and the NIST AI
-RMF "Measure" function; sign-off fields; and what sections registered with ``stored=True`` add.
+RMF "Measure" function; sign-off fields; and what sections registered with ``stored=True`` add
+(the trajectory of a tuned run that is the final point of a trajectory audit, or of the
+``trajectory`` analysis given).
 
 Generated text is carried verbatim here; renderers escape it. Confidence intervals are carried
 as numbers plus ``ci_text``, which is never an interval when a row rests on fewer than two items
@@ -91,12 +93,16 @@ def build_report(
     probe_loader: Callable | None = None,
     n_worst: int = 10,
     show_subgroups: int = SHOW_SUBGROUPS,
+    trajectory: Any = None,
 ) -> dict[str, Any]:
     """The report (the JSON report's dict) of a comparison (``comparison``) or of a single run
     (``run_id``).
 
     ``gate`` is the verdict to show (a GateResult or its dict); without one, a comparison's own
     stored verdict (its ``"gate"``, under the audit's policy) is shown, if it has one.
+    ``trajectory``: a :class:`~rai_audit.trajectory.model.TrajectoryAnalysis` (or its dict) for the
+    trajectory section; without one, a comparison whose tuned run is the final point of a
+    trajectory in the store gets that trajectory's analysis.
     """
     if (comparison is None) == (run_id is None):
         raise ValueError("give exactly one of comparison or run_id")
@@ -156,16 +162,19 @@ def build_report(
         signoff={f: (signoff or {}).get(f, "") for f in SIGNOFF_FIELDS},
         inputs=input_digests(store, [r.run_id for r in runs.values()], comp["comparison_id"] if comp else None),
     )
+    data.supply(trajectory=trajectory, probe_loader=probe_loader)
     return _with_stored_sections(data, store).to_json_dict()
 
 
 def _with_stored_sections(data: ReportData, store: Any) -> ReportData:
     """The report data with what sections registered with ``stored=True`` built from the store,
-    each under its name."""
+    each under its name; a section with nothing to show (its builder returns None, e.g. the
+    trajectory of a run that ends none) adds no key."""
     from rai_audit.report.sections import SECTIONS, SectionContext
 
     for section in SECTIONS:
         if section.stored:
             model = section.build(SectionContext(report=data, store=store))
-            setattr(data, section.name, None if model is None else model.model_dump(mode="json"))
+            if model is not None:
+                setattr(data, section.name, model.model_dump(mode="json"))
     return data

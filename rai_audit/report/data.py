@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer
 
 #: An int or a float, kept as given (1 stays 1, 0.5 stays 0.5: the JSON report is byte-stable).
 Number = Union[int, float]
@@ -365,6 +365,18 @@ class ReportData(BaseModel):
     compliance: Compliance
     signoff: dict[str, Any]
     inputs: dict[str, Any]
+    #: What ``build_report`` was given besides the comparison or run, for the stored sections to
+    #: read while the report is built (e.g. ``trajectory``: a TrajectoryAnalysis); never dumped.
+    _supplied: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def supply(self, **inputs: Any) -> "ReportData":
+        """Hand inputs to the stored sections' builders (None values are left out)."""
+        self._supplied.update({k: v for k, v in inputs.items() if v is not None})
+        return self
+
+    def supplied(self, name: str) -> Any:
+        """An input given to ``build_report`` (None when it was not given)."""
+        return self._supplied.get(name)
 
     @property
     def comparison(self) -> bool:

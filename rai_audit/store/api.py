@@ -89,3 +89,26 @@ class ComparisonRecord:
     result: dict[str, Any]
     created_at: datetime
     result_sha256: str | None = None  # sealed when saved; `rai-audit verify` recomputes it
+
+
+@dataclass(frozen=True)
+class TrajectoryPointRecord:
+    """One point of a trajectory: a probe run at a position on the trajectory's axis.
+
+    ``axis`` is "step" (checkpoints of one finetune run; position 0 is the base model) or "tasks"
+    (one finetune per mixture size; position 0 is the base model). ``finetune_run`` is the
+    finetune run that produced the point's model (None for the base).
+    """
+
+    trajectory_id: str
+    audit_id: str | None
+    axis: str
+    position: int
+    run_id: str
+    finetune_run: str | None
+    meta: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def label(self) -> str:
+        return str(self.meta.get("label") or (f"step {self.position}" if self.axis == "step" else f"{self.position} tasks"))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from rai_audit.backend import ModelInfo
     from rai_audit.probe import DatasetInfo, Item
-    from rai_audit.store.api import ArtifactRecord, ComparisonRecord, MetricRow, RunRecord, RunStatus
+    from rai_audit.store.api import ArtifactRecord, ComparisonRecord, MetricRow, RunRecord, RunStatus, TrajectoryPointRecord
 
 __all__ = [
     "ArtifactStore",
@@ -174,6 +174,22 @@ class ComparisonStore(Protocol):
 
 
 @runtime_checkable
+class TrajectoryStore(Protocol):
+    """Trajectory points (:mod:`rai_audit.store.trajectories`)."""
+
+    def add_trajectory_point(
+        self, trajectory_id: str, *, axis: str, position: int, run_id: str, finetune_run: str | None = None,
+        audit_id: str | None = None, meta: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def trajectory_points(self, trajectory_id: str) -> list[TrajectoryPointRecord]: ...
+
+    def list_trajectories(self, audit_id: str | None = None) -> list[list[TrajectoryPointRecord]]: ...
+
+    def trajectories_of_run(self, run_id: str) -> list[TrajectoryPointRecord]: ...
+
+
+@runtime_checkable
 class AuditLocks(Protocol):
     """One audit at a time (:mod:`rai_audit.store.audit_locks`)."""
 
@@ -185,6 +201,6 @@ class AuditLocks(Protocol):
 @runtime_checkable
 class ResultsStore(
     StoreConnection, Catalog, RunStore, ResponseCache, ScoreCache, RunResults, ArtifactStore, ComparisonStore,
-    AuditLocks, Protocol,
+    TrajectoryStore, AuditLocks, Protocol,
 ):
     """Everything a results store offers: what :class:`rai_audit.store.Store` implements."""

@@ -14,6 +14,9 @@ correction is a new row. Tables fall in three groups:
 - run results (keyed by run): ``runs``, ``run_events`` (status history; a run's status is its
   latest event), ``records`` (one per run, probe and item), ``metrics``, ``artifacts``,
   ``comparisons``;
+- ``trajectory_points``: a trajectory is an ordered series of probe runs along one axis (training
+  step, or number of mixture tasks); each point links a probe run to the finetune run that made
+  its model and to its position on the axis (:mod:`rai_audit.trajectory`);
 - ``audit_locks``: a log of who acquired which audit lock when (the lock itself is an advisory
   lock, see :mod:`rai_audit.store.locks`); it only serves the "held by ..." message.
 
@@ -43,6 +46,7 @@ APPEND_ONLY_TABLES = (
     "artifacts",
     "comparisons",
     "audit_locks",
+    "trajectory_points",
 )
 
 models = sa.Table(
@@ -199,6 +203,21 @@ audit_locks = sa.Table(
     sa.Column("name", sa.Text, nullable=False, index=True),
     sa.Column("holder", sa.Text, nullable=False),  # "host:pid"
     sa.Column("acquired_at", UTCDateTime, nullable=False),
+)
+
+trajectory_points = sa.Table(
+    "trajectory_points",
+    metadata,
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("trajectory_id", sa.String(64), nullable=False, index=True),
+    sa.Column("audit_id", sa.Text, index=True),
+    sa.Column("axis", sa.String(16), nullable=False),  # "step" | "tasks"
+    sa.Column("position", sa.BigInteger, nullable=False),  # training step, or number of tasks
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=False, index=True),
+    sa.Column("finetune_run", sa.String(32), sa.ForeignKey("runs.run_id")),  # None for the base point
+    sa.Column("meta", sa.JSON, nullable=False),  # label, model reference, training loss, export time
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("trajectory_id", "position", name="uq_trajectory_points_trajectory_position"),
 )
 
 

@@ -27,7 +27,7 @@ The store knows nothing of probes or backends: records, requests and results are
 
 :class:`Store` is assembled from one mixin per group of tables: :mod:`.base` (engine, connections,
 transactions), :mod:`.catalog` (models, data sets, items), :mod:`.runs`, :mod:`.caches` (responses,
-scores), :mod:`.results` (records, metrics), :mod:`.artifacts`, :mod:`.comparisons` and
+scores), :mod:`.results` (records, metrics), :mod:`.artifacts`, :mod:`.comparisons`, :mod:`.trajectories` and
 :mod:`.audit_locks`. Callers name the store by its contract, :class:`.protocol.ResultsStore` (or
 one of its parts), rather than by this class.
 """
@@ -42,12 +42,14 @@ from rai_audit.store.catalog import CatalogMixin
 from rai_audit.store.comparisons import ComparisonsMixin
 from rai_audit.store.results import ResultsMixin
 from rai_audit.store.runs import RUN_STATUSES, RunsMixin
+from rai_audit.store.trajectories import TrajectoriesMixin
 
 __all__ = ["RUN_STATUSES", "Store"]
 
 
 class Store(
-    CatalogMixin, RunsMixin, CachesMixin, ResultsMixin, ArtifactsMixin, ComparisonsMixin, AuditLocksMixin, StoreBase,
+    CatalogMixin, RunsMixin, CachesMixin, ResultsMixin, ArtifactsMixin, ComparisonsMixin, TrajectoriesMixin,
+    AuditLocksMixin, StoreBase,
 ):
     """A results store (see the module docstring). Open with :meth:`open`; close with
     :meth:`close` or use as a context manager."""

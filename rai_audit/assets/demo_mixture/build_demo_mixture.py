@@ -1,6 +1,6 @@
 """Write the offline demo mixture: short, harmless instruction/response pairs the project authors.
 
-Run ``python data/demo_mixture/build_demo_mixture.py`` to regenerate the files next to it; the
+Run ``python rai_audit/assets/demo_mixture/build_demo_mixture.py`` to regenerate the files next to it; the
 output is deterministic (fixed seed), so the committed files and a rebuild are identical.
 
 Tasks (each its own JSONL / TSV so the mixture can cap and weight them):
