@@ -342,24 +342,15 @@ def test_dashboard_overview_flag_in_chromium(made, tmp_path):
     """The Compare page in a real browser: the contamination warning is visible at the top, the
     probe details show the clean-only rows, and the training data's file name (markup) stays
     text. A screenshot goes to RAI_AUDIT_ARTIFACTS (else the test's tmp dir)."""
-    import signal
 
-    from tests.test_dashboard_browser import (CHROMIUM, CHROMIUM_ARGS, REPO, _artifacts, _free_port, _requirements,
-                                              _wait_healthy, _wait_idle)
+    from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, _artifacts, _requirements, _wait_idle, running_dashboard
 
     _requirements()
     from playwright.sync_api import sync_playwright
 
     _, _, text = _facts(made)
-    port = _free_port()
-    log = open(tmp_path / "dashboard.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "dashboards.launch", "--db", made["url"], "--port", str(port)],
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     dialogs: list[str] = []
-    try:
-        _wait_healthy(url, proc)
+    with running_dashboard(made["url"], tmp_path) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
@@ -379,14 +370,6 @@ def test_dashboard_overview_flag_in_chromium(made, tmp_path):
                 assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             finally:
                 browser.close()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
     assert dialogs == []
 
 

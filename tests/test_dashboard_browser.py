@@ -13,6 +13,8 @@ Needs Debian's chromium at /usr/bin/chromium and PyPI playwright (no `playwright
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import signal
@@ -56,6 +58,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_dashboard(db_url: str, log_dir: Path, env: dict[str, str] | None = None):
+    """A real dashboard server on a free port over ``db_url`` (its log in ``log_dir``); yields its
+    URL once healthy, and stops the whole process group afterwards."""
+    port = _free_port()
+    log = open(Path(log_dir) / "dashboard.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dashboards.launch", "--db", db_url, "--port", str(port)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,25 +102,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
 def server(tmp_path_factory):
     _requirements()
     fx = build_fixture_store(tmp_path_factory.mktemp("browser") / "fixture.sqlite")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log = open(tmp_path_factory.mktemp("browser-log") / "dashboard.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboards.launch", "--db", fx.url, "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with running_dashboard(fx.url, tmp_path_factory.mktemp("browser-log")) as url:
         yield fx, url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def _shot(page, out: Path, name: str) -> Path:

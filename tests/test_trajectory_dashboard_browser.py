@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rai_audit.trajectory.analysis import analyse_trajectory
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, _artifacts, _free_port, _requirements, _wait_healthy, _wait_idle
+from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, _artifacts, _requirements, _wait_idle, running_dashboard
 from tests.trajectory_fixture import EXTRA_PROBES_ENV, build_trajectory, registered
 
 pytestmark = pytest.mark.browser
@@ -47,25 +44,9 @@ def server(tmp_path_factory):
     fx = build_trajectory(tmp_path_factory.mktemp("trajectory-browser") / "trajectory.sqlite", drift=DRIFT)
     analysis = analyse_trajectory(fx.store, fx.trajectory_id, n_boot=200)  # as the audit does, under its recorded policy
     fx.store.close()
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAI_AUDIT_EXTRA_PROBES": EXTRA_PROBES_ENV}
-    log = open(tmp_path_factory.mktemp("trajectory-browser-log") / "dashboard.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboards.launch", "--db", fx.url, "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with running_dashboard(fx.url, tmp_path_factory.mktemp("trajectory-browser-log"),
+                           {"RAI_AUDIT_EXTRA_PROBES": EXTRA_PROBES_ENV}) as url:
         yield analysis, url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def _shot(page, out: Path, name: str, publish: bool = False) -> Path:

@@ -26,7 +26,7 @@ def _as_float(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _pick(values: np.ndarray, plan_keys: Sequence[Key], keys: Sequence[Key]) -> np.ndarray:
+def pick_keys(values: np.ndarray, plan_keys: Sequence[Key], keys: Sequence[Key]) -> np.ndarray:
     """``values`` (draws x plan_keys) re-ordered as ``keys``; NaN for a key the plan lacks."""
     pos = {k: j for j, k in enumerate(plan_keys)}
     out = np.full((values.shape[0], len(keys)), np.nan)
@@ -75,8 +75,8 @@ class DeclaredPair:
     def bootstrap(self, rng: np.random.Generator, n_boot: int, keys: Sequence[Key]) -> tuple[np.ndarray, np.ndarray]:
         va, vb = [np.zeros((0, len(keys)))], [np.zeros((0, len(keys)))]
         for counts in count_blocks(rng, n_boot, self.k, self.rows):
-            va.append(_pick(self.plan_a.evaluate(counts)[0], self.plan_a.keys or [], keys))
-            vb.append(_pick(self.plan_b.evaluate(counts)[0], self.plan_b.keys or [], keys))
+            va.append(pick_keys(self.plan_a.evaluate(counts)[0], self.plan_a.keys or [], keys))
+            vb.append(pick_keys(self.plan_b.evaluate(counts)[0], self.plan_b.keys or [], keys))
         return np.concatenate(va), np.concatenate(vb)
 
     def permuted(self, patterns: Iterable[np.ndarray], keys: Sequence[Key]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +89,8 @@ class DeclaredPair:
         va, vb = [np.zeros((0, len(keys)))], [np.zeros((0, len(keys)))]
         for swap in patterns:
             s = swap.astype(float)
-            va.append(_pick(plan.evaluate(np.hstack([1.0 - s, s]))[0], plan.keys or [], keys))
-            vb.append(_pick(plan.evaluate(np.hstack([s, 1.0 - s]))[0], plan.keys or [], keys))
+            va.append(pick_keys(plan.evaluate(np.hstack([1.0 - s, s]))[0], plan.keys or [], keys))
+            vb.append(pick_keys(plan.evaluate(np.hstack([s, 1.0 - s]))[0], plan.keys or [], keys))
         return np.concatenate(va), np.concatenate(vb)
 
 

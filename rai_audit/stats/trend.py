@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from rai_audit.stats.evaluate import count_blocks, declared, plan_for
+from rai_audit.stats.paired_draws import pick_keys
 from rai_audit.stats.table import cluster_indices
 
 Key = tuple[str, str]
@@ -124,7 +125,7 @@ class SharedResample:
     def point(self, keys: Sequence[Key]) -> np.ndarray:
         """(K, keys): every point's value with each cluster counted once."""
         if self.plans is not None:
-            return np.stack([_pick(p.evaluate(np.ones((1, self.k)))[0], p.keys or [], keys)[0] for p in self.plans]) \
+            return np.stack([pick_keys(p.evaluate(np.ones((1, self.k)))[0], p.keys or [], keys)[0] for p in self.plans]) \
                 if self.plans else np.zeros((0, len(keys)))
         return np.asarray([[_value(self.aggregate(recs), key) for key in keys] for recs in self.records],
                           dtype=float).reshape(len(self.records), len(keys))
@@ -136,7 +137,7 @@ class SharedResample:
         K = len(self.records)
         if self.plans is not None:
             rows = min([p.chunk_rows for p in self.plans] + [_BLOCK_ROWS])
-            blocks = [np.stack([_pick(p.evaluate(c)[0], p.keys or [], keys) for p in self.plans], axis=1)
+            blocks = [np.stack([pick_keys(p.evaluate(c)[0], p.keys or [], keys) for p in self.plans], axis=1)
                       for c in count_blocks(rng, n_boot, self.k, rows)]
             return np.concatenate(blocks) if blocks else np.zeros((0, K, len(keys)))
         out = np.full((n_boot, K, len(keys)), np.nan)
@@ -152,16 +153,6 @@ class SharedResample:
 def _value(agg: Mapping[Key, tuple[float, int]], key: Key) -> float:
     v = agg.get(key, (None, 0))[0]
     return float("nan") if v is None else float(v)
-
-
-def _pick(values: np.ndarray, plan_keys: Sequence[Key], keys: Sequence[Key]) -> np.ndarray:
-    """``values`` (draws x plan_keys) re-ordered as ``keys``; NaN for a key the plan lacks."""
-    pos = {k: j for j, k in enumerate(plan_keys)}
-    out = np.full((values.shape[0], len(keys)), np.nan)
-    for j, key in enumerate(keys):
-        if key in pos:
-            out[:, j] = values[:, pos[key]]
-    return out
 
 
 def bootstrap_pvalue(draws: np.ndarray) -> float | None:
