@@ -159,3 +159,34 @@ def check_torch_device(options: BackendOptions) -> None:
 
 for _kind in ("hf", "dir", "gguf"):
     register_backend(_kind, load_transformers, check=check_torch_device)
+
+
+# -- served and GPU-engine kinds (docs/served-models.md, docs/scaling.md) -----------------------
+def load_openai_compat(info: ModelInfo, options: BackendOptions) -> Backend:
+    """openai-compat: a model behind an OpenAI-compatible server (:mod:`.openai_compat`)."""
+    from rai_audit.models.openai_compat.backend import load
+
+    return load(info, options)
+
+
+def resolve_openai_compat(ref: str) -> ModelInfo:
+    from rai_audit.models.openai_compat.resolve import resolve
+
+    return resolve(ref)
+
+
+def load_vllm(info: ModelInfo, options: BackendOptions) -> Backend:
+    """vllm: the offline ``vllm.LLM`` engine on a GPU (:mod:`.vllm_backend`)."""
+    from rai_audit.models.vllm_backend import load
+
+    return load(info, options)
+
+
+def resolve_vllm(ref: str) -> ModelInfo:
+    from rai_audit.models.vllm_backend import resolve
+
+    return resolve(ref)
+
+
+register_backend("openai-compat", load_openai_compat, resolver=resolve_openai_compat)
+register_backend("vllm", load_vllm, resolver=resolve_vllm)

@@ -22,6 +22,7 @@ class ProvenanceEntry(BaseModel):
     config_hash: Any = None
     vs_a: bool  # entries equal to model A's are left out
     entries: list[tuple[str, str]]  # (dotted key, short value)
+    served_note: Optional[str] = None  # set when the model was audited through a server (openai-compat)
 
 
 class InputDigests(BaseModel):
@@ -54,6 +55,18 @@ def flatten(d: Any, base: Any = None, label: str = "") -> list[tuple[str, str]]:
     return [(f"{label}{k}", v) for k, v in _flat(d) if not (k in seen and seen[k] == v)]
 
 
+def served_note(provenance: Any) -> Optional[str]:
+    """The plain statement a served model's entry carries: its identity rests on the server."""
+    model = (provenance or {}).get("model") if isinstance(provenance, Mapping) else None
+    if not isinstance(model, Mapping) or model.get("kind") != "openai-compat":
+        return None
+    served = model.get("served") or {}
+    return (f"Served model: audited through the server at {served.get('endpoint') or model.get('path')} "
+            f"(served name {served.get('served_model')!r}). No weights were hashed: the model id is a fingerprint of "
+            "the server's answers to a fixed prompt set, so the model's identity rests on the server, and rai-audit "
+            "cannot verify which weights it ran.")
+
+
 def build(ctx: SectionContext) -> Provenance:
     prov = ctx.report.provenance
     base = prov.get("a") or {}
@@ -65,7 +78,7 @@ def build(ctx: SectionContext) -> Provenance:
             pairs += flatten(p["config"], (vs or {}).get("config") if vs else None, "config.")
         entries.append(ProvenanceEntry(key=key, finetune=key.startswith("finetune"), model_reference=p.get("model_reference"),
                                        run_id=p.get("run_id"), model_id=p.get("model_id"), config_hash=p.get("config_hash"),
-                                       vs_a=vs is not None, entries=pairs))
+                                       vs_a=vs is not None, entries=pairs, served_note=served_note(p.get("provenance"))))
     runs = (ctx.report.inputs.get("runs") or {}).items()
     return Provenance(entries=entries, inputs=[InputDigests(run_id=k, records_sha256=d.get("records_sha256"),
                                                             metrics_sha256=d.get("metrics_sha256")) for k, d in runs])
