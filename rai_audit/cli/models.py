@@ -22,8 +22,9 @@ def models(
     Example: rai-audit models default
     """
     from rai_audit.models.reference import describe
+    from rai_audit.models.registry import resolve_model
 
-    info = describe(reference)
+    info = describe(reference, resolve_model(reference))
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return

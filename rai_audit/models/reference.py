@@ -104,9 +104,11 @@ def resolve(ref: str) -> ModelInfo:
     )
 
 
-def describe(ref: str) -> dict[str, Any]:
-    """What ``rai-audit models REF`` prints: the resolved info plus sizes and cache locations."""
-    info = resolve(ref)
+def describe(ref: str, info: ModelInfo | None = None) -> dict[str, Any]:
+    """What ``rai-audit models REF`` prints: the resolved info plus sizes and cache locations.
+    ``info``: ``ref`` already resolved (the CLI resolves through the backend registry, so that
+    registered kinds such as ``openai-compat:`` are described too)."""
+    info = info or resolve(ref)
     out: dict[str, Any] = asdict(info)
     size = 0
     if info.path:
