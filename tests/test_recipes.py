@@ -41,14 +41,17 @@ def test_add_a_scorer_through_the_environment(tmp_path, shared_data):
 
 
 def test_register_scorer_in_process():
-    from probes.scorers import get_scorer, register_scorer
+    from probes.scorers import _REGISTERED, get_scorer, register_scorer
     from tests.recipe_plugins import ShoutScorer
 
     register_scorer("shout-inproc", ShoutScorer)
-    scorer = get_scorer("shout-inproc", threshold=0.4, min_letters=2)
-    assert [s.scores["shout"] for s in scorer.score(["ABc", "a", "!!"])] == [pytest.approx(2 / 3), 0.0, 0.0]
-    with pytest.raises(ValueError, match="taken"):
-        register_scorer("profanity-check", ShoutScorer)
+    try:
+        scorer = get_scorer("shout-inproc", threshold=0.4, min_letters=2)
+        assert [s.scores["shout"] for s in scorer.score(["ABc", "a", "!!"])] == [pytest.approx(2 / 3), 0.0, 0.0]
+        with pytest.raises(ValueError, match="taken"):
+            register_scorer("profanity-check", ShoutScorer)
+    finally:  # the registry is process-wide: leave it as found for the tests after this one
+        _REGISTERED.pop("shout-inproc", None)
 
 
 def test_add_a_probe_through_the_environment(tmp_path):
@@ -88,6 +91,11 @@ def test_register_probe_in_process():
         name = "agree-inproc"
 
     probes.register_probe(Agree2)
-    assert probes.probe_class("agree-inproc") is Agree2
-    with pytest.raises(ValueError, match="taken"):
-        probes.register_probe(Agree2)
+    try:
+        assert probes.probe_class("agree-inproc") is Agree2
+        with pytest.raises(ValueError, match="taken"):
+            probes.register_probe(Agree2)
+    finally:  # the registry is process-wide (test_demo compares it with the demo's probe list)
+        probes.REGISTRY.pop("agree-inproc", None)
+        probes._CLASSES.pop("agree-inproc", None)
+    assert "agree-inproc" not in probes.REGISTRY

@@ -1,15 +1,24 @@
 """BBQ's ambiguous items under each multiple-choice scoring rule on the embedded SmolLM2-135M (slow).
 
-Sixty ambiguous BBQ items (seeded sample of the local categories); the right answer is always the
-"unknown" option, so ambiguous accuracy *is* the share of "unknown" answers. Every rule is computed
-from one set of model answers (the rules share the conditional requests; ``pmi_dc`` adds the
-premise requests), and the test prints the table with 95% bootstrap CIs (clusters = templates).
+:data:`N_ITEMS` ambiguous BBQ items (seeded sample of the local categories) and as many
+disambiguated ones; the right answer of an ambiguous item is always the "unknown" option, so
+ambiguous accuracy *is* the share of "unknown" answers. Every rule is computed from one set of
+model answers (the rules share the conditional requests; ``pmi_dc`` adds the premise requests), and
+the test prints the table with 95% bootstrap CIs (clusters = templates).
 
-Run: ``RAI_AUDIT_DATA=../shared/data .venv/bin/python -m pytest -s -m slow tests/test_scoring_rules_embedded.py``
+The suite runs 20 + 20 items (about 190 model requests): enough for every assertion below with
+margin (on this sample, 8 to 18 of the 40 choices change under each other rule, "unknown" is chosen
+for at most 10% of the ambiguous items under any rule, and is the most probable option after the
+bare premise for 75% of them; the same holds at 60 + 60). The numbers docs/metrics.md quotes come
+from a larger run of the same measurement (240 + 240 items); set ``RAI_AUDIT_RULES_ITEMS`` for a
+bigger table, which takes about 1 s per item on 2 CPU cores.
+
+Run: ``RAI_AUDIT_DATA=../shared/data RAI_AUDIT_RULES_ITEMS=240 .venv/bin/python -m pytest -s -m slow tests/test_scoring_rules_embedded.py``
 """
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -19,7 +28,7 @@ from probes.answer_parsing import SCORING_RULES
 from probes.bbq import BBQ
 from rai_audit.stats.bootstrap import bootstrap_metrics
 
-N_ITEMS = 60
+N_ITEMS = int(os.environ.get("RAI_AUDIT_RULES_ITEMS", "20"))
 SEED = 0
 
 
@@ -28,13 +37,13 @@ def _ci(value, lo, hi) -> str:
 
 
 @pytest.mark.slow
-def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_data, embedded_model):
+def test_bbq_ambiguous_accuracy_under_each_rule_on_the_embedded_model(shared_data, embedded_model_converted):
     torch = pytest.importorskip("torch")
     from rai_audit.models.hf_backend import HFBackend
     from rai_audit.models.reference import resolve
 
     torch.set_num_threads(2)
-    backend = HFBackend.load(resolve(embedded_model), device="cpu")
+    backend = HFBackend.load(resolve(embedded_model_converted), device="cpu")
 
     default = BBQ(data_root=shared_data)
     _, items = default.load()

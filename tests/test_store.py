@@ -794,20 +794,43 @@ def test_in_memory_url_gets_a_private_file_usable_from_threads():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_uses_fresh_connections(tmp_path):
-    with Store.open(tmp_path / "fork.sqlite") as s:
-        s.add_responses([_response("parent")])
-        assert s.engine.pool.checkedin() == 1  # the pool now holds a connection
-        pid = os.fork()
-        if pid == 0:  # child: must not reuse the parent's connection
-            code = 1
-            try:
-                assert s.engine.pool.checkedin() == 0  # the parent's pooled connection was dropped
-                s.add_responses([_response("child")])
-                code = 0 if set(s.get_responses(["parent", "child"])) == {"parent", "child"} else 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+    """A child forked from a process with an open store does not reuse the parent's pooled
+    connection. The fork happens in a fresh interpreter that imports only the store: forking the
+    test process itself is unsafe once JAX (multithreaded) is imported, as it is in a pytest-xdist
+    worker that ran the finetune tests."""
+    db = tmp_path / "fork.sqlite"
+    script = _script(tmp_path, f"""
+        import os
+        import sys
+
+        from rai_audit.store import Store
+
+
+        def _response(key):
+            return {_response("KEY")!r} | {{"key": key}}
+
+
+        with Store.open({str(db)!r}) as s:
+            s.add_responses([_response("parent")])
+            assert s.engine.pool.checkedin() == 1  # the pool now holds a connection
+            pid = os.fork()
+            if pid == 0:  # child: must not reuse the parent's connection
+                code = 1
+                try:
+                    assert s.engine.pool.checkedin() == 0  # the parent's pooled connection was dropped
+                    s.add_responses([_response("child")])
+                    code = 0 if set(s.get_responses(["parent", "child"])) == {{"parent", "child"}} else 1
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, f"child exit {{os.waitstatus_to_exitcode(status)}}"
+            assert set(s.get_responses(["parent", "child"])) == {{"parent", "child"}}
+        assert "jax" not in sys.modules  # the fork was made without JAX's threads
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=_child_env())
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+    with Store.open(db) as s:  # what the child wrote is in the file
         assert set(s.get_responses(["parent", "child"])) == {"parent", "child"}
 
 
