@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
+import threading
 from pathlib import Path
 from unittest import mock
 
@@ -32,6 +34,26 @@ def _private_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RAI_AUDIT_HOME", str(home))
     monkeypatch.delenv("RAI_AUDIT_DB", raising=False)
     yield
+
+
+_GUARDED_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGPIPE", "SIGTERM") if hasattr(signal, name)]
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions():
+    """Signal dispositions belong to the whole test process, so a test that changes one must not
+    leave it to the tests after it in the same process (a pytest-xdist worker runs hundreds).
+    rai-audit's ``main()`` sets SIGPIPE to the default action (so ``rai-audit runs | head`` ends
+    quietly), and the tests that call ``main()`` in-process would leave it so: a later test that
+    writes to a socket its peer closed would then kill the whole worker instead of seeing an error."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in _GUARDED_SIGNALS}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) != handler:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def uninterrupted(tiny_base, tmp_path_factory):
 
 def test_step_trajectory_records_every_point_on_the_same_items(uninterrupted):
     tmp_path, r = uninterrupted
-    assert "trajectory plan: 3 points (steps 0, 2, 4) x 1 probe x 4 items" in r.stderr, r.stderr
+    assert "trajectory plan: 3 points (steps 0, 2, 4) x 1 probe (4 items in all)" in r.stderr, r.stderr
     out = tmp_path / "a" / "out" / "finetune"
     assert (out / "trajectory" / "step-000002" / "model.safetensors").is_file()
     assert (out / "trajectory" / "step-000002" / "training_fingerprint.npz").is_file()
@@ -190,7 +190,7 @@ def test_sweep_tunes_one_model_per_mixture_size_and_records_a_tasks_trajectory(t
     cfg = write_audit(tmp_path / "s", tiny_base, every=None, steps=2, sizes=[1, "all"])
     r = run_cli(["sweep", str(cfg), "--tasks", "1,2"], cwd=tmp_path / "s")
     assert r.returncode in (0, 1, 3), r.stderr
-    assert "trajectory plan: 3 points (tasks 0, 1, 2) x 1 probe x 4 items" in r.stderr
+    assert "trajectory plan: 3 points (tasks 0, 1, 2) x 1 probe (4 items in all)" in r.stderr
     assert "trajectory " in r.stdout and "ship " in r.stdout and "rai-audit trajectory show" in r.stdout
     points = point_summary(tmp_path / "s" / "results.sqlite")
     assert [(p[0], p[1]) for p in points] == [(0, "base"), (1, "1 task"), (2, "2 tasks")]
@@ -209,3 +209,12 @@ def test_sweep_tunes_one_model_per_mixture_size_and_records_a_tasks_trajectory(t
     assert again.returncode == r.returncode
     assert again.stderr.count("already tuned") == 2 and "tuning on" not in again.stderr
     assert again.stderr.count(": reused (run") == 3
+
+
+@pytest.mark.parametrize("sizes", [["0"], ["-1"], [0], ["all", 99]])
+def test_mixture_sizes_below_one_or_above_the_mixture_are_refused(sizes):
+    from rai_audit.errors import UserError
+    from rai_audit.trajectory.plan import mixture_positions
+
+    with pytest.raises(UserError, match="at least 1|has only 4"):
+        mixture_positions([s if s == "all" else int(s) for s in sizes], 4)

@@ -29,6 +29,8 @@ def mixture_positions(sizes: Sequence[int | str], n_tasks: int) -> list[int]:
     out = {0}
     for s in sizes:
         n = n_tasks if s == "all" else int(s)
+        if n < 1:
+            raise UserError(f"Mixture sizes are numbers of tasks, at least 1 (or 'all'); got {s!r}.")
         if n > n_tasks:
             raise UserError(f"trajectory.mixture_sizes asks for {n} tasks, but the mixture has only {n_tasks}. "
                             f"Use sizes up to {n_tasks}, or 'all'.")
@@ -67,8 +69,8 @@ class Cost:
     requests: int  # model requests per point
 
     def line(self, axis_words: str, seconds_per_point: float | None = None) -> str:
-        what = (f"{self.points} points ({axis_words}) x {self.probes} probe{'s' * (self.probes != 1)} x {self.items} items "
-                f"= {self.points * self.items:,} item evaluations ({self.points * self.requests:,} model requests); "
+        what = (f"{self.points} point{'s' * (self.points != 1)} ({axis_words}) x {self.probes} probe{'s' * (self.probes != 1)} "
+                f"({self.items} items in all) = {self.points * self.items:,} item evaluations ({self.points * self.requests:,} model requests); "
                 f"each point costs about one probe run of this size")
         if seconds_per_point is None or not math.isfinite(seconds_per_point):
             return what + "; time estimate after the base point is measured."
