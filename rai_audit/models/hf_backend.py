@@ -22,6 +22,7 @@ from typing import Sequence
 
 import torch
 
+from rai_audit.models.openai_compat.payloads import check_sampling  # one rule set for every backend
 from rai_audit.backend import ModelInfo
 from rai_audit.errors import ModelLoadError, UserError
 from rai_audit.models.batching import BatchPolicy
@@ -32,7 +33,6 @@ from rai_audit.requests import (
     LoglikRequest,
     LoglikResult,
     PseudoLoglikRequest,
-    Sampling,
 )
 
 log = logging.getLogger(__name__)
@@ -77,22 +77,6 @@ def _max_length(model, tokenizer) -> int | None:
             return v
     v = getattr(tokenizer, "model_max_length", None)
     return v if isinstance(v, int) and 0 < v < 1_000_000 else None
-
-
-def _check_sampling(s: Sampling, prompt: str) -> None:
-    problems = []
-    if s.temperature < 0:
-        problems.append(f"temperature={s.temperature} (must be >= 0; 0 means greedy)")
-    if s.top_k is not None and s.top_k < 1:
-        problems.append(f"top_k={s.top_k} (must be >= 1 or unset)")
-    if s.top_p is not None and not (0.0 < s.top_p <= 1.0):
-        problems.append(f"top_p={s.top_p} (must be in (0, 1] or unset)")
-    if s.n < 1:
-        problems.append(f"n={s.n} (must be >= 1)")
-    if s.max_new_tokens < 0:
-        problems.append(f"max_new_tokens={s.max_new_tokens} (must be >= 0)")
-    if problems:
-        raise UserError(f"Invalid decoding settings for prompt {prompt[:60]!r}: {'; '.join(problems)}.")
 
 
 class HFBackend:
@@ -211,7 +195,7 @@ class HFBackend:
 
         prompts = []
         for r in requests:
-            _check_sampling(r.sampling, r.prompt)
+            check_sampling(r.sampling, r.prompt)
             ids = self.encoder.prompt_ids(r.prompt, r.chat)
             reserve = 0 if self.is_encoder_decoder else r.sampling.max_new_tokens
             prompts.append(self.encoder.fit(ids, reserve, "prompt"))
