@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rai_audit.audit")
 
+NO_TUNED_MODEL = ("The audit config names no tuned model: set models.tuned (--tuned REF), or finetune (--finetune FILE, "
+                  "a finetune config) to tune the base model first.")
+
 
 @dataclass
 class AuditOutcome:
@@ -127,7 +130,9 @@ def run_audit(
     from rai_audit.notify import notify
 
     try:
-        prepared = _check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
+        if cfg.models.tuned is None and not cfg.finetune:  # before loading any data
+            raise UserError(NO_TUNED_MODEL)
+        prepared = check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
         point_jobs = _point_jobs(cfg, prepared, skip_missing) if cfg.trajectory and cfg.trajectory.every else None
         with store.audit_lock(cfg.name, wait=wait):
             outcome = _run_locked(cfg, store=store, progress=progress, force=force, prepared=prepared, point_jobs=point_jobs,
@@ -146,7 +151,7 @@ def run_audit(
     return outcome
 
 
-def _check_inputs(cfg: AuditConfig, skip_missing: bool) -> tuple[list, dict[str, str]]:
+def check_inputs(cfg: AuditConfig, skip_missing: bool) -> tuple[list, dict[str, str]]:
     """Load every probe's data (pinned checksums included) and the tuned model's training data
     once up front, so an input error stops the audit before the finetune step or the base run
     writes anything to the store. Returns the prepared probe jobs, which both runs reuse."""
@@ -190,6 +195,9 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
 
     finetune_summary = None
     say = say or log.info
+    from rai_audit.audit_progress import announce_plan
+
+    progress = announce_plan(cfg, prepared[0] if prepared else [], store, progress, say)  # before any work
     positions = None
     if point_jobs is not None:
         from rai_audit.trajectory.plan import cost_of, step_positions
@@ -197,12 +205,12 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
 
         positions = step_positions(finetune_steps_of(cfg, finetune_steps), cfg.trajectory.every)
         say(plan_announcement(cost_of(point_jobs[0], len(positions)), "steps " + ", ".join(map(str, positions)), store,
-                              [j.name for j in point_jobs[0]], cfg.models.base))
+                              [j.name for j in point_jobs[0]], cfg.models.base, cfg.runtime.model_dump()))
     tuned_ref = cfg.models.tuned
     losses: list[float] = []
     if tuned_ref is None:
         if not cfg.finetune:
-            raise UserError("The audit config names no tuned model: set models.tuned, or finetune (a finetune config) to tune the base model first.")
+            raise UserError(NO_TUNED_MODEL)
         tuned_ref, finetune_summary, losses = run_finetune_step(cfg, store=store, steps=finetune_steps,
                                                                progress=show_finetune_progress,
                                                                export_steps=positions[1:-1] if positions else None)
@@ -213,6 +221,8 @@ def _run_locked(cfg: AuditConfig, *, store: ResultsStore, progress, force, forma
     where = {"executor": executor, "executor_options": executor_options, "prepared": prepared}
     base = run_probe_suite(cfg, model_ref=cfg.models.base, store=store, role="base", audit_id=cfg.name,
                            progress=progress, skip_missing=skip_missing, fresh=force, backend_loader=backend_loader, **where)
+    if base.reused and hasattr(progress, "skip_run"):  # nothing computed: off the ETA's plan
+        progress.skip_run()
     tuned = run_probe_suite(cfg, model_ref=tuned_ref, store=store, role="tuned", audit_id=cfg.name,
                             progress=progress, skip_missing=skip_missing, fresh=force, backend_loader=backend_loader,
                             training_data=cfg.models.tuned_training_data, **where)

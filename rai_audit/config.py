@@ -34,7 +34,7 @@ class ModelsConfig(_Strict):
 class ProbeConfig(_Strict):
     """A probe and its parameters (each probe documents its own; unknown ones are rejected)."""
 
-    name: str = Field(description="A probe name from the registry in probes/__init__.py (winogender, bbq, realtoxicityprompts, ...; docs/metrics.md lists them all), or an lm-evaluation-harness task name that is an alias of one (crows_pairs_english, winogender_all, bbq_generate; recorded under the probe's own name).")
+    name: str = Field(description="A probe name from the registry in probes/__init__.py (winogender, bbq, realtoxicityprompts, ...; docs/metrics.md lists them all), or an lm-evaluation-harness task name that is an alias of one (crows_pairs_english, winogender_all, bbq_generate; recorded under the probe's own name). `probe@label` (e.g. civil_comments@10shot) is a second instance of a probe with its own params, recorded, compared and gated under that name; the label is lower-case letters, digits, _ and -.")
     params: dict[str, Any] = Field(default_factory=dict, description="Probe parameters, validated by the probe.")
 
     @model_validator(mode="before")
@@ -57,10 +57,13 @@ class ProbeConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from probes import REGISTRY, unknown_probe_message
+        from probes import REGISTRY, instance_label_problem, split_instance, unknown_probe_message
 
-        if v not in REGISTRY:
+        if split_instance(v)[0] not in REGISTRY:
             raise ValueError(unknown_probe_message(v).rstrip("."))
+        problem = instance_label_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -88,7 +91,7 @@ class RuntimeConfig(_Strict):
     """Where and how models run."""
 
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
-    dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto (float32 on CPU; the model's own 16-bit type on CUDA) | float32 | bfloat16 | float16. bfloat16/float16 is the fast mode: its answers are keyed apart from float32 in the store and recorded in the run's settings (`precision`); it pays on GPUs and on CPUs with AMX or AVX512-BF16 only.")
     batch_size: int | None = Field(None, ge=1, description="Requests per model batch; automatic when unset.")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for confidence intervals (0 disables CIs).")
 
@@ -170,7 +173,8 @@ class AuditConfig(_Strict):
         names = [p.name for p in self.probes]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"probe(s) listed twice: {', '.join(dupes)}")
+            raise ValueError(f"probe(s) listed twice: {', '.join(dupes)}; to run a probe twice with different params, "
+                             f"name the second one probe@label (e.g. {dupes[0]}@second)")
         if self.trajectory is not None and self.trajectory.every is not None and not self.finetune:
             raise ValueError("trajectory.every probes checkpoints of the finetune step, so it needs `finetune` (a finetune config)")
         return self
@@ -269,6 +273,13 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         raise UserError(f"The audit config {str(path)!r} must be a YAML mapping of settings. See docs/configuration.md.")
     if path:
         data = resolve_file_paths(data, Path(path).resolve().parent)
+    apply_overrides(data, overrides)
+    return parse_config(data, f"The audit config {str(path)!r}" if path else "The audit settings")
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set each ``"a.b.c": value`` of ``overrides`` in ``data`` (in place; None values are left
+    out: a flag that was not given changes nothing). Returns ``data``."""
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
@@ -279,4 +290,4 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             if not isinstance(target, dict):
                 raise UserError(f"Cannot override {dotted!r}: {key!r} in the config is not a mapping.")
         target[leaf] = value
-    return parse_config(data, f"The audit config {str(path)!r}" if path else "The audit settings")
+    return data

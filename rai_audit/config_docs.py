@@ -79,7 +79,26 @@ def render() -> str:
         out.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field) if not field.is_required() else 'required'} | {field.description or ''} |")
     out.append("")
     out.append("Each probe's own parameters are listed in `docs/metrics.md`.")
+    out.append("")
+    out += _suites()
     return "\n".join(out) + "\n"
+
+
+def _suites() -> list[str]:
+    """The bundled suites (``rai-audit run --suite NAME``), from ``rai_audit/assets/suites/``."""
+    from rai_audit.suites import read_suite, suite_names
+
+    out = ["## Bundled suites", "",
+           "`rai-audit run --suite NAME [CONFIG] [--model REF] [--tuned REF | --finetune FILE]` runs a bundled audit config: "
+           "its probes and settings, with CONFIG's other settings (not `probes`) and the flags layered over it "
+           "(`rai-audit suites` lists them; docs/battery.md explains the Flan one).", "",
+           "| suite | probe instances | what |", "|---|---|---|"]
+    for name in suite_names():
+        data, meta = read_suite(name)
+        names = ", ".join(f"`{p['name'] if isinstance(p, dict) else p}`" for p in data.get("probes") or [])
+        out.append(f"| `{name}` | {names} | {meta.get('title', '')} |")
+    out.append("")
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,15 +39,18 @@ log = logging.getLogger("rai_audit.runner")
 
 @dataclass
 class ProbeJob:
-    """A probe instance together with its loaded data."""
+    """A probe instance together with its loaded data. ``instance``: the name the config gave a
+    second instance of a probe (``civil_comments@10shot``, :func:`probes.split_instance`); its
+    records, metrics and data set are stored under it. Empty for a probe under its own name."""
 
     probe: Probe
     dataset: DatasetInfo
     items: list[Item]
+    instance: str = ""
 
     @property
     def name(self) -> str:
-        return self.probe.name
+        return self.instance or self.probe.name
 
 
 class LazyBackend:
@@ -57,6 +60,7 @@ class LazyBackend:
         self.info = info
         self._loader = loader
         self._backend: Backend | None = None
+        self.load_s = 0.0  # seconds spent loading (so a probe's timing can leave them out)
 
     @property
     def loaded(self) -> bool:
@@ -66,7 +70,8 @@ class LazyBackend:
         if self._backend is None:
             t0 = time.perf_counter()
             self._backend = self._loader(self.info)
-            log.info("loaded model %s in %.1f s", self.info.reference, time.perf_counter() - t0)
+            self.load_s = time.perf_counter() - t0
+            log.info("loaded model %s in %.1f s", self.info.reference, self.load_s)
         return self._backend
 
     def loglikelihood(self, requests):

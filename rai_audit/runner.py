@@ -88,7 +88,7 @@ def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: P
     manifest's pinned hashes stop the run (never skipped) unless ``allow_modified_data``."""
     from pydantic import ValidationError
 
-    from probes import probe_class
+    from probes import probe_class, split_instance
     from rai_audit.config import validation_message
     from rai_audit.errors import DataError, ModifiedDataError
 
@@ -118,7 +118,7 @@ def prepare_jobs(probe_specs: Sequence[tuple[str, dict[str, Any]]], data_root: P
         if len(set(ids)) != len(ids):
             raise RuntimeError(f"probe {name} produced duplicate item ids")
         items = select_items(items, *_limit_and_seed(probe, limit, seed))
-        jobs.append(ProbeJob(probe, dataset, items))
+        jobs.append(ProbeJob(probe, dataset, items, instance=name if split_instance(name)[1] else ""))
     return jobs, skipped
 
 
@@ -203,6 +203,11 @@ def run_probe_suite(
     if found is not None:
         settings["training_fingerprint"] = found[0].fingerprint_id
         contamination = check_jobs(jobs, *found)
+    from rai_audit.models.cached import reduced_precision
+
+    precision = reduced_precision(cfg.runtime.dtype)
+    if precision is not None:  # a fast-mode run is another run, with its own answers
+        settings["precision"] = precision
     key = run_key(model, jobs, scorer_identity, settings)
     # One run key, one run, whatever the entry point: a second process with the same key (a cron
     # overlap, a double click) waits here, then finds the first one's run complete and reuses it.
@@ -226,6 +231,7 @@ def run_probe_suite(
                 probes=[j.name for j in jobs],
                 config=cfg.model_dump(mode="json"),
                 provenance={**collect_provenance(), "model": _model_provenance(model), "skipped_probes": skipped,
+                            "precision": precision or cfg.runtime.dtype,
                             **({"contamination": contamination} if contamination else {})},
                 scorer=scorer_identity.to_dict() if scorer_identity is not None else None,
                 datasets={j.name: _dataset_provenance(j.dataset) for j in jobs},
@@ -243,7 +249,7 @@ def run_probe_suite(
         from rai_audit.models.cached import CachedBackend
 
         lazy = LazyBackend(model, backend_loader)
-        cached = CachedBackend(lazy, store)
+        cached = CachedBackend(lazy, store, precision=precision)
         runner = ProbeRunner(store, cached, scorer_cache=scorer_cache, scorer_identity=scorer_identity,
                              seed=cfg.seed, n_boot=cfg.runtime.bootstrap, progress=progress)
         ctx = ExecutionContext(run_id=run_id, work=runner, model=model, backend_loader=backend_loader,

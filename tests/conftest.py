@@ -36,6 +36,31 @@ def _private_home(tmp_path_factory, monkeypatch):
     yield
 
 
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", {}) or {}
+    return any(fd.scope == "module" for fds in defs.values() for fd in fds)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Order and group the tests for ``make test`` (``-n 2 --dist loadgroup``):
+
+    * the tests of a module that builds a module-scoped fixture (a server, a store of runs, a Ray
+      instance) form one xdist group, so one worker builds it once instead of both building it;
+    * modules with ``slow`` tests run first. pytest-xdist hands out work in this order, one unit at a
+      time to whichever worker is free, so the long units start early and the many short tests at
+      the end even out the two workers (otherwise a long module collected last, such as the
+      served-model tests, keeps one worker busy while the other idles).
+
+    Within a module the order is unchanged, so a serial run still builds each module fixture once."""
+    for item in items:
+        if _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)  # stable: False first
+
+
 _GUARDED_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGPIPE", "SIGTERM") if hasattr(signal, name)]
 
 

@@ -261,6 +261,17 @@ def test_greedy_independent_of_batch_composition(kind):
     assert tiny_batches == together
 
 
+def test_samples_do_not_depend_on_batch_mates_with_other_filters():
+    """A plain-temperature sample is the same alone and beside a top-k or top-p request in one
+    call (the sampler once walked every row in probability order as soon as one row was filtered)."""
+    b = backend("gpt2")
+    plain = GenerationRequest("The doctor", Sampling(max_new_tokens=6, n=3, seed=5))
+    top_k = GenerationRequest("The nurse", Sampling(max_new_tokens=6, n=3, seed=5, top_k=5))
+    top_p = GenerationRequest("A", Sampling(max_new_tokens=6, n=2, seed=5, top_p=0.5))
+    together = b.generate([plain, top_k, top_p])
+    assert together == [b.generate([r])[0] for r in (plain, top_k, top_p)]
+
+
 def test_sampling_is_reproducible_and_seeded():
     b = backend("llama")
     s = dict(max_new_tokens=10, n=4, seed=7, top_k=50)
@@ -543,3 +554,18 @@ def test_too_long_context_is_cut_from_the_left():
     assert abs(res.logprob - expected) < TOL
     out = b.generate([GenerationRequest(context, Sampling(temperature=0.0, max_new_tokens=4))])[0]
     assert out.n_tokens[0] <= 4
+
+
+def test_reduced_precision_answers_have_their_own_cache_keys():
+    """A bfloat16 (fast-mode) answer is not the float32 answer: the cache keys differ, so neither
+    serves the other, and each mode's second call computes nothing."""
+    inner = CountingBackend(backend("gpt2"))
+    store = FakeStore()
+    fp32, bf16 = CachedBackend(inner, store), CachedBackend(inner, store, precision="bfloat16")
+    reqs = LOGLIK_REQUESTS[:3]
+    fp32.loglikelihood(reqs)
+    bf16.loglikelihood(reqs)
+    assert [len(c) for c in inner.calls] == [3, 3]  # the bfloat16 side did not reuse float32 answers
+    assert cache_key(inner.info.model_id + "@bfloat16", reqs[0]) in store.rows
+    bf16.loglikelihood(reqs)
+    assert len(inner.calls) == 2 and bf16.hits == 3

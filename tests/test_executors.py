@@ -83,7 +83,8 @@ def test_the_local_executor_on_its_own_writes_records_and_metrics(tmp_path):
                        n_boot=20)
     ctx = ExecutionContext(run_id=run_id, work=work, model=FAKE_MODEL, backend_loader=lambda info: FakeBackend(),
                            chunk_rows=4)
-    assert LocalExecutor().run(jobs, ctx) == {}
+    timing = LocalExecutor().run(jobs, ctx)["probe_timing"]  # each probe's time and work, for the next plan's estimate
+    assert {k: (v["items"], v["work"]) for k, v in timing.items()} == {"fake_mc": (9, 18), "fake_gen": (4, 60)}
     assert len(store.records(run_id, "fake_mc")) == 9 and len(store.records(run_id, "fake_gen")) == 4
     assert {m.probe for m in store.metrics(run_id)} == {"fake_mc", "fake_gen"}
     assert work.counts["items_computed"] == 13 and work.counts["errors"] == {"fake_mc": 0, "fake_gen": 0}

@@ -63,6 +63,20 @@ def test_identical_rerun_is_reused_without_loading_the_model(store):
     assert out.reused and again.calls == 0
 
 
+def test_fast_mode_is_its_own_run_with_its_own_answers(store):
+    """A bfloat16 run (the fast mode) is not the float32 run: another run key, its settings say
+    so, and its answers are computed rather than taken from the float32 ones."""
+    first = run(store, FakeBackend())
+    fast_backend = FakeBackend()
+    fast = run(store, fast_backend, runtime={"bootstrap": 200, "dtype": "bfloat16"})
+    assert not fast.reused and fast.run.run_id != first.run.run_id
+    assert fast_backend.calls > 0
+    assert fast.run.provenance["precision"] == "bfloat16" and first.run.provenance["precision"] == "auto"
+    assert fast.run.config["runtime"]["dtype"] == "bfloat16"
+    again = FakeBackend()
+    assert run(store, again, runtime={"bootstrap": 200, "dtype": "bfloat16"}).reused and again.calls == 0
+
+
 def test_fresh_rerun_answers_from_cache(store):
     first = run(store, FakeBackend())
     again = FakeBackend()

@@ -14,7 +14,13 @@ from rai_audit.errors import UserError
 
 @app.command("run")
 def run_cmd(
-    config: str = typer.Argument(..., help="Audit YAML: models, probes, scorer, finetune, gate (docs/configuration.md)."),
+    config: Optional[str] = typer.Argument(None, help="Audit YAML: models, probes, scorer, finetune, gate (docs/configuration.md). With --suite, optional: it adds its settings but not probes to the suite's."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Run a bundled battery by name, e.g. flan-appendix-c (every probe of Flan's appendix C on every local item; docs/battery.md). `rai-audit suites` (or --suite list) lists them."),
+    model: Optional[str] = typer.Option(None, "--model", help="Base model reference (sets models.base): hf:org/name@revision, a local directory, a .gguf file or 'default'."),
+    tuned: Optional[str] = typer.Option(None, "--tuned", help="Tuned model reference (sets models.tuned), audited beside the base."),
+    finetune: Optional[str] = typer.Option(None, "--finetune", help="Finetune config (YAML) that tunes the base model first (sets finetune); instead of --tuned."),
+    continuation_tokens: Optional[int] = typer.Option(None, "--continuation-tokens", min=1, help="Tokens per sampled continuation of realtoxicityprompts, identity_toxicity, bold and toxigen (their max_new_tokens), e.g. 128 for the PaLM/Flan paper's length."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Model precision: auto (float32 on CPU, the model's own 16-bit type on CUDA), float32, or bfloat16/float16, the fast mode: faster on GPUs and on CPUs with AMX or AVX512-BF16 (several times slower on others), keyed apart from float32 in the store and recorded in the run's settings."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     force: bool = typer.Option(False, "--force", help="Re-audit even if the models and config are unchanged."),
     wait: bool = typer.Option(False, "--wait", help="If another invocation holds this audit's lock, wait instead of exiting 2."),
@@ -27,17 +33,39 @@ def run_cmd(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address for --executor ray."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors for --executor ray."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", min=0, help="GPUs per Ray actor."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print the plan and its estimate, then stop: no model is loaded and nothing is written."),
 ) -> None:
     """Run the whole audit: optional finetune, probes on base and tuned, compare, gate, report.
 
+    Prints its plan first (per probe: items x samples x tokens; totals; estimated time), then the audit's progress and time left after each probe.
+
     Example: rai-audit run examples/audit.yaml --notify 'mail -s audit ops@example.org'
+
+    Example: rai-audit run --suite flan-appendix-c --tuned hf:org/tuned-model
     """
 
     from rai_audit import display
     from rai_audit.audit import run_audit
     from rai_audit.config import load_config
+    from rai_audit.suites import suite_config, with_continuation_tokens
 
-    cfg = load_config(config, {"store": db, "limit": limit, "allow_modified_data": True if allow_modified_data else None})
+    if suite == "list":
+        suites_cmd()
+        return
+    overrides = {"store": db, "limit": limit, "allow_modified_data": True if allow_modified_data else None,
+                 "models.base": model, "models.tuned": tuned, "finetune": finetune,
+                 "runtime.dtype": dtype}
+    if suite:
+        cfg = suite_config(suite, config, overrides)
+    elif config:
+        cfg = load_config(config, overrides)
+    else:
+        raise UserError("Give an audit config (rai-audit run audit.yaml) or a bundled suite (rai-audit run --suite "
+                        "flan-appendix-c --tuned REF); `rai-audit suites` lists the suites.")
+    cfg = with_continuation_tokens(cfg, continuation_tokens)
+    if plan_only:
+        _print_plan(cfg, skip_missing)
+        return
     store = open_store(cfg.store)
     with display.progress_bar(not state["quiet"]) as bar:
         outcome = run_audit(cfg, store=store, progress=bar, force=force,
@@ -51,6 +79,36 @@ def run_cmd(
 
 def _say(line: str) -> None:
     typer.echo(line, err=True)
+
+
+def _print_plan(cfg, skip_missing: bool) -> None:
+    """``run --plan``: the plan the run would print first, from an existing store's rates (a
+    missing store file is not created: there is no rate to read from it)."""
+    from rai_audit.audit import check_inputs
+    from rai_audit.audit_progress import announce_plan
+    from rai_audit.errors import StoreError
+
+    jobs, skipped = check_inputs(cfg, skip_missing)
+    try:
+        check_store_exists(cfg.store)
+        store = open_store(cfg.store)
+    except StoreError:
+        store = None
+    announce_plan(cfg, jobs, store, None, _say)
+    for name, why in skipped.items():
+        typer.echo(f"skipped   {name}: {why}", err=True)
+
+
+@app.command("suites")
+def suites_cmd() -> None:
+    """List the bundled audit suites (`rai-audit run --suite NAME`).
+
+    Example: rai-audit suites
+    """
+    from rai_audit.suites import describe_suites
+
+    for name, title, n in describe_suites():
+        typer.echo(f"{name:<20} {n:>2} probe instances  {title}")
 
 
 def run_finetune_trajectory(config: str, *, steps, output_dir, resume, db, every, probes, limit, policy) -> None:
@@ -112,7 +170,7 @@ def sweep(
                             seed=cfg.seed, allow_modified_data=cfg.allow_modified_data)
     store = open_store(cfg.store)
     _say(plan_announcement(cost_of(prepared[0], len(positions)), "tasks " + ", ".join(map(str, positions)), store,
-                           [j.name for j in prepared[0]], cfg.models.base))
+                           [j.name for j in prepared[0]], cfg.models.base, cfg.runtime.model_dump()))
     with store.audit_lock(f"sweep:{cfg.name}"), display.progress_bar(not state["quiet"]) as bar:
         traj = run_sweep(cfg, store=store, sizes=sizes, steps=steps, prepared=prepared, say=_say,
                          progress=not state["quiet"], probe_kwargs={"progress": bar})

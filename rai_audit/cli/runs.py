@@ -34,6 +34,7 @@ def probe(
     allow_modified_data: bool = typer.Option(False, "--allow-modified-data", help="Accept local benchmark files whose sha256 differs from the hash pinned in rai-audit's dataset manifests (rai_audit/assets/manifests/) (refused with exit 2 otherwise); the run records each such file with its actual and pinned sha256, and its run key differs from a run on the pinned files."),
     role: Optional[str] = typer.Option(None, "--role", help="With --config: audit the 'base' (default) or 'tuned' model of the file."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Model precision: auto (float32 on CPU, the model's own 16-bit type on CUDA), float32, or bfloat16/float16, the fast mode: faster on GPUs and on CPUs with AMX or AVX512-BF16 (several times slower on others), keyed apart from float32 in the store and recorded in the run's settings."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Requests per model batch (automatic by default)."),
     bootstrap: Optional[int] = typer.Option(None, "--bootstrap", min=0, help="Bootstrap resamples for CIs (default 1000)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run even if an identical one exists (answers still come from the cache)."),
@@ -60,6 +61,7 @@ def probe(
         "data_dir": data_dir,
         "allow_modified_data": True if allow_modified_data else None,
         "runtime.device": device,
+        "runtime.dtype": dtype,
         "runtime.batch_size": batch_size,
         "runtime.bootstrap": bootstrap,
     }

@@ -34,6 +34,13 @@ def _default_probe_loader(name: str, params: Mapping[str, Any]) -> Any:
     return probes.probe_class(name)(dict(params))
 
 
+def _title(name: str, title: str) -> str:
+    """The probe's title; an instance's (``civil_comments@10shot``) names its label."""
+    import probes  # lazily, the registry module only
+
+    return probes.instance_title(name, title)
+
+
 def _spec_dict(spec: Any) -> dict[str, Any]:
     return {"name": spec.name, "description": spec.description, "better": spec.better, "kind": spec.kind}
 
@@ -112,7 +119,7 @@ def compare_runs(
         title, citation, specs, better_map, instance, headline = probe, "", [], dict(OUTCOME_BETTER), None, ""
         try:
             instance = loader(probe, probe_params(ra.config, probe))
-            title = getattr(instance, "title", "") or probe
+            title = _title(probe, getattr(instance, "title", "") or probe)
             citation = getattr(instance, "citation", "") or ""
             specs = [_spec_dict(s) for s in getattr(instance, "metric_specs", ())]
             better_map.update(getattr(instance, "outcome_better", {}) or {})

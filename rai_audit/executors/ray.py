@@ -65,6 +65,7 @@ class ShardWorker:
         scorer_config=None,
         scorer_identity=None,
         seed: int = 0,
+        precision: str | None = None,
         on_shard_committed: Callable[[str, list[str]], None] | None = None,
     ):
         self.store_url = store_url
@@ -74,6 +75,7 @@ class ShardWorker:
         self.scorer_config = scorer_config
         self.scorer_identity = scorer_identity
         self.seed = seed
+        self.precision = precision
         self.on_shard_committed = on_shard_committed
         self.runner: ProbeRunner | None = None
 
@@ -85,7 +87,7 @@ class ShardWorker:
 
         store = Store.open(self.store_url)
         self.lazy = LazyBackend(self.model, self._load_checked)
-        self.cached = CachedBackend(self.lazy, store)
+        self.cached = CachedBackend(self.lazy, store, precision=self.precision)
         scorer_cache = None
         scorer = self.scorer
         if scorer is None and self.scorer_config is not None:
@@ -260,10 +262,11 @@ def run_jobs_on_ray(
             actors = [
                 Worker.remote(store.url, model, backend_loader, scorer=scorer, scorer_config=scorer_config,
                               scorer_identity=runner.scorer_identity, seed=runner.seed,
+                              precision=getattr(runner.backend, "precision", None),
                               on_shard_committed=on_shard_committed)
                 for _ in range(num_workers)
             ]
-            job_refs = [ray.put(ProbeJob(j.probe, j.dataset, [])) for j in jobs]  # probes shipped once
+            job_refs = [ray.put(ProbeJob(j.probe, j.dataset, [], j.instance)) for j in jobs]  # probes shipped once
             log.info("ray: %d shard(s) of %d probe(s) on %d worker(s) (%s GPU each)",
                      n_shards, len(jobs), num_workers, num_gpus_per_worker)
             idle = list(actors)

@@ -191,7 +191,9 @@ def check_targets(policy: Policy, declared: Mapping[str, Sequence[str]], where: 
     """
     problems = []
     for rule in policy.rules:
-        probes_hit = [p for p in declared if fnmatch.fnmatchcase(p, rule.probe)]
+        # A rule for an instance (civil_comments@10shot, civil_comments@*) targets its probe's metrics.
+        pattern = rule.probe.split("@", 1)[0] if "@" in rule.probe else rule.probe
+        probes_hit = [p for p in declared if fnmatch.fnmatchcase(p, pattern)]
         if not probes_hit:
             problems.append(f"rule {rule.label!r}: probe {rule.probe!r} matches no probe.{_suggest(rule.probe, list(declared))}")
             continue

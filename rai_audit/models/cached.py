@@ -6,6 +6,10 @@ computes only the missing ones (each distinct key once, however often it repeats
 writes them with ``store.add_responses`` and returns results in request order. So an interrupted
 run resumes where it stopped and an identical re-run computes nothing.
 
+Reduced precision: answers computed in bfloat16 or float16 (``runtime.dtype``, the fast mode) are
+not the float32 answers of the same weights, so they are cached under their own key
+(``model_id@bfloat16``): a fast run never serves, or is served, float32 answers.
+
 Counters: ``hits`` counts requests answered from the store, ``misses`` counts distinct requests
 that had to be computed.
 """
@@ -34,13 +38,23 @@ if TYPE_CHECKING:
     from rai_audit.store.protocol import ResponseCache
 
 
+REDUCED_PRECISIONS = ("bfloat16", "float16")
+
+
+def reduced_precision(dtype: str | None) -> str | None:
+    """The precision a run's answers are keyed by when it is not the default float32 (an explicit
+    ``runtime.dtype`` of bfloat16 or float16), else None."""
+    return dtype if dtype in REDUCED_PRECISIONS else None
+
+
 class CachedBackend:
     """A :class:`~rai_audit.backend.Backend` that reads and fills the store's response cache."""
 
-    def __init__(self, backend: Backend, store: ResponseCache):
+    def __init__(self, backend: Backend, store: ResponseCache, *, precision: str | None = None):
         self.backend = backend
         self.store = store
         self.info: ModelInfo = backend.info
+        self.precision = precision
         self.hits = 0
         self.misses = 0
 
@@ -57,7 +71,8 @@ class CachedBackend:
         if not requests:
             return []
         model_id = self.info.model_id
-        keys = [cache_key(model_id, r) for r in requests]
+        key_id = model_id if self.precision is None else f"{model_id}@{self.precision}"
+        keys = [cache_key(key_id, r) for r in requests]
         found = self.store.get_responses(list(dict.fromkeys(keys)))
         results: dict[str, Response] = {}
         for k, row in found.items():

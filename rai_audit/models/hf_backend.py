@@ -69,6 +69,30 @@ def pick_dtype(dtype: str | torch.dtype, device: torch.device, config) -> torch.
     return _DTYPES[dtype]
 
 
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_fast_bf16() -> bool | None:
+    """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX-BF16); None when it
+    cannot be told (not Linux). Without them torch runs bfloat16 matmuls in emulation: on an
+    AVX2-only AMD EPYC we measured them 6x slower than float32 (bench/measure.py), so the fast mode
+    only pays on CPUs with these flags and on GPUs."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return None
+    return any(flag in flags.split() for flag in _BF16_FLAGS) if flags else None
+
+
+def _warn_if_slow_precision(dtype: torch.dtype, device: torch.device) -> None:
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16) and cpu_has_fast_bf16() is False:
+        log.warning("%s on this CPU runs without bfloat16 matrix instructions (no AVX512-BF16 or AMX): "
+                    "expect it to be several times slower than float32, not faster; use --dtype float32 "
+                    "here, and the fast mode on a CPU with AMX or AVX512-BF16, or a GPU.",
+                    str(dtype).replace("torch.", ""))
+
+
 def _max_length(model, tokenizer) -> int | None:
     cfg = model.config
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
@@ -149,6 +173,7 @@ class HFBackend:
                 "transformers; re-download or re-save the model, or upgrade transformers."
             ) from e
         model.to(dev).eval()
+        _warn_if_slow_precision(torch_dtype, dev)
         return cls(info, model, tokenizer, device=dev, batch_size=batch_size)
 
     def _eos_ids(self) -> set[int]:

@@ -28,7 +28,9 @@ one call and no change to the runner::
 
 Built in: "hf" (hub snapshots) and "dir" (local directories), loaded by
 :class:`~rai_audit.models.hf_backend.HFBackend`, and "gguf" (through its converted copy,
-:mod:`.default_model`, by the same class). Heavy imports happen inside the loaders only.
+:mod:`.default_model`, by the same class); "openai-compat" (a served model), "vllm" (the vLLM
+engine on a GPU) and "llama-cpp" (a GGUF run by llama.cpp in this process, :mod:`.llamacpp`).
+Heavy imports happen inside the loaders only.
 """
 
 from __future__ import annotations
@@ -188,5 +190,25 @@ def resolve_vllm(ref: str) -> ModelInfo:
     return resolve(ref)
 
 
+def load_llama_cpp(info: ModelInfo, options: BackendOptions) -> Backend:
+    """llama-cpp: a GGUF file run by llama.cpp in this process (:mod:`.llamacpp`, docs/backends.md)."""
+    from rai_audit.models.llamacpp.backend import load
+
+    return load(info, options)
+
+
+def resolve_llama_cpp(ref: str) -> ModelInfo:
+    from rai_audit.models.llamacpp.reference import resolve
+
+    return resolve(ref)
+
+
+def check_llama_cpp(options: BackendOptions) -> None:
+    from rai_audit.models.llamacpp.backend import check
+
+    check(options)
+
+
 register_backend("openai-compat", load_openai_compat, resolver=resolve_openai_compat)
 register_backend("vllm", load_vllm, resolver=resolve_vllm)
+register_backend("llama-cpp", load_llama_cpp, resolver=resolve_llama_cpp, check=check_llama_cpp)

@@ -57,14 +57,24 @@ def choose_tokens(
     if greedy:
         g = torch.tensor(greedy, device=logits.device)
         out[g] = logits[g].argmax(-1)
-    if not sampled:
-        return out
-    s = torch.tensor(sampled, device=logits.device)
-    temps = torch.tensor([temperature[i] for i in sampled], dtype=torch.float32, device=logits.device)
-    x = logits[s].float() / temps.unsqueeze(1)
+    # Rows without top-k/top-p walk the CDF in vocabulary order, filtered rows in probability order;
+    # each group is drawn on its own so that a row's token never depends on its batch mates.
+    plain = [i for i in sampled if top_k[i] is None and (top_p[i] is None or top_p[i] >= 1.0)]
+    filtered = [i for i in sampled if not (top_k[i] is None and (top_p[i] is None or top_p[i] >= 1.0))]
+    for group in (plain, filtered):
+        if group:
+            s = torch.tensor(group, device=logits.device)
+            out[s] = _draw(logits[s], [temperature[i] for i in group], [top_k[i] for i in group],
+                           [top_p[i] for i in group], np.asarray(u, dtype=np.float64)[group])
+    return out
+
+
+def _draw(logits: torch.Tensor, temperature: list[float], ks: list[int | None], ps: list[float | None],
+          u: np.ndarray) -> torch.Tensor:
+    """Inverse-CDF draw for rows that are all unfiltered or all filtered (see :func:`choose_tokens`)."""
+    temps = torch.tensor(temperature, dtype=torch.float32, device=logits.device)
+    x = logits.float() / temps.unsqueeze(1)
     vocab = x.shape[1]
-    ks = [top_k[i] for i in sampled]
-    ps = [top_p[i] for i in sampled]
     order: torch.Tensor | None
     if all(k is not None for k in ks):
         width = min(max(ks), vocab)  # type: ignore[type-var]
@@ -83,8 +93,6 @@ def choose_tokens(
         before = probs.cumsum(-1) - probs
         probs = probs * (before < pcol.unsqueeze(1))  # the top token always stays (before == 0)
     cdf = probs.double().cumsum(-1)
-    target = torch.from_numpy(np.asarray(u, dtype=np.float64)[sampled]).to(cdf.device) * cdf[:, -1]
+    target = torch.from_numpy(u).to(cdf.device) * cdf[:, -1]
     pick = torch.searchsorted(cdf, target.unsqueeze(1), right=True).squeeze(1).clamp(max=cdf.shape[1] - 1)
-    tok = order.gather(1, pick.unsqueeze(1)).squeeze(1) if order is not None else pick
-    out[s] = tok
-    return out
+    return order.gather(1, pick.unsqueeze(1)).squeeze(1) if order is not None else pick

@@ -83,8 +83,10 @@ def load_probe(name: str, params: Mapping[str, Any], loader: Callable | None) ->
             instance = loader(name, params)
     except Exception as e:  # noqa: BLE001 - reported in the methodology section
         return {"title": name, "citation": "", "metric_specs": [], "load_error": f"{type(e).__name__}: {e}"}, None
+    import probes  # the registry module only: an instance's title names its label
+
     return {
-        "title": getattr(instance, "title", "") or name,
+        "title": probes.instance_title(name, getattr(instance, "title", "") or name),
         "citation": getattr(instance, "citation", "") or "",
         "metric_specs": [
             {"name": s.name, "description": s.description, "better": s.better, "kind": s.kind}

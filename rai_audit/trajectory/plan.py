@@ -3,7 +3,8 @@ them under, the per-point audit config, and the cost line the CLI prints first.
 
 Probing K checkpoints costs about K single runs of the same probes (docs/trajectories.md), so the
 plan line states points x probes x items (and model requests) and, once one point has been
-measured (or the store holds a finished run of the same size), the estimated time.
+measured (or the store holds the base model's measured rate for these probes), the estimated
+time. Costs and rates are :mod:`rai_audit.workload`'s, shared with the audit's own plan.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from typing import Any, Sequence
 from rai_audit.config import AuditConfig
 from rai_audit.errors import UserError
 from rai_audit.hashing import sha256_json
+from rai_audit.workload import ProbeCost, costs_of, format_duration
+
+__all__ = ["Cost", "cost_of", "format_duration", "mixture_positions", "point_config", "run_seconds", "step_positions",
+           "trajectory_id"]
 
 
 def step_positions(total_steps: int, every: int) -> list[int]:
@@ -66,7 +71,8 @@ class Cost:
     points: int
     probes: int
     items: int  # per point, all probes together
-    requests: int  # model requests per point
+    requests: int  # model requests per point (a generation request for n samples counts n times)
+    probe_costs: tuple[ProbeCost, ...] = ()  # per probe, one point (rai_audit.workload)
 
     def line(self, axis_words: str, seconds_per_point: float | None = None) -> str:
         what = (f"{self.points} point{'s' * (self.points != 1)} ({axis_words}) x {self.probes} probe{'s' * (self.probes != 1)} "
@@ -78,13 +84,11 @@ class Cost:
 
 
 def cost_of(jobs: Sequence[Any], points: int) -> Cost:
-    """The plan's numbers from the prepared probe jobs (rai_audit.execution.ProbeJob)."""
-    items = sum(len(j.items) for j in jobs)
-    requests = 0  # a generation request for n samples counts n times
-    for j in jobs:
-        for item in j.items:
-            requests += sum(int(getattr(getattr(r, "sampling", None), "n", 1) or 1) for r in j.probe.requests(item))
-    return Cost(points=points, probes=len(jobs), items=items, requests=requests)
+    """The plan's numbers from the prepared probe jobs (rai_audit.execution.ProbeJob), through
+    :func:`rai_audit.workload.costs_of`, the cost every plan uses."""
+    costs = costs_of(jobs)
+    return Cost(points=points, probes=len(jobs), items=sum(c.items for c in costs),
+                requests=sum(c.loglik + c.samples for c in costs), probe_costs=tuple(costs))
 
 
 def run_seconds(run: Any) -> float | None:
@@ -93,11 +97,3 @@ def run_seconds(run: Any) -> float | None:
         return None
     started = min((e.at for e in run.events), default=run.created_at)
     return max((run.finished_at - started).total_seconds(), 0.0)
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -107,26 +107,17 @@ def step_points(cfg: AuditConfig, positions: list[int], *, finetune_dir: Path, t
     return out
 
 
-def plan_announcement(cost: Cost, axis_words: str, store: ResultsStore, probes: list[str], model_reference: str) -> str:
-    """The plan line. The estimate uses the rate the store last measured for this model and these
-    probes (wall seconds per model request answered, from a finished run's "completed" event);
-    without one it follows the base point, which is probed first."""
-    rate = measured_rate(store, probes, model_reference)
-    return "trajectory plan: " + cost.line(axis_words, rate * cost.requests if rate else None)
+def plan_announcement(cost: Cost, axis_words: str, store: ResultsStore, probes: list[str], model_reference: str,
+                      runtime: dict[str, Any] | None = None) -> str:
+    """The plan line. The estimate uses the rates the store last measured for this model and each
+    of these probes (:func:`rai_audit.workload.measured_rates`); when a probe has none it follows
+    the base point, which is probed first."""
+    from rai_audit.workload import estimate_seconds, measured_rates
 
-
-def measured_rate(store: ResultsStore, probes: list[str], model_reference: str) -> float | None:
-    """Seconds per computed model request in the newest finished run of this model that ran any
-    of ``probes`` and computed answers (a fully cached run measures nothing)."""
-    for run in store.list_runs(kind="probe", model=model_reference, limit=50):
-        if not set(run.probes) & set(probes):
-            continue
-        done = [e for e in run.events if e.status in ("completed", "completed_with_errors")]
-        detail = done[-1].detail if done else {}
-        computed = ((detail.get("cache") or {}).get("responses_computed") or 0)
-        if computed and detail.get("wall_s"):
-            return float(detail["wall_s"]) / computed
-    return None
+    rates = measured_rates(store, model_reference, probes, runtime)
+    seconds, missing = estimate_seconds(cost.probe_costs, rates)
+    known = bool(rates) and not missing
+    return "trajectory plan: " + cost.line(axis_words, seconds if known else None)
 
 
 def finetune_steps_of(cfg: AuditConfig, steps_override: int | None) -> int:

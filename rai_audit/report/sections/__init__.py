@@ -1,7 +1,8 @@
 """A report is an ordered list of sections (:class:`~rai_audit.report.sections.base.Section`):
 page 1 (cover, verdict, what was audited, headline table, gate box, summary), the body (results,
-the trajectory of a model audited during tuning, training-data overlap, confounders, flips, worst
-items, methodology, data sets, limitations, compliance map, sign-off) and the appendices
+the Flan appendix C tables of a battery audit, the trajectory of a model audited during tuning,
+training-data overlap, confounders, flips, worst items, methodology, data sets, limitations,
+compliance map, sign-off) and the appendices
 (subgroups, passing gate rows, provenance).
 
 Each section is one module here: its pydantic model, its builder, and ``SECTION``; its templates
@@ -12,7 +13,7 @@ the package, :func:`register_section`).
 
 from __future__ import annotations
 
-from rai_audit.report.sections import audited, compliance, confounders, contamination, cover, datasets, flips, gate
+from rai_audit.report.sections import audited, compliance, confounders, contamination, cover, datasets, flan_appendix_c, flips, gate
 from rai_audit.report.sections import gate_rows, headline_table, limitations, methodology, provenance, results, signoff
 from rai_audit.report.sections import subgroups, summary, trajectory, verdict, worst_items
 from rai_audit.report.data import ReportData
@@ -27,6 +28,7 @@ SECTIONS: list[Section] = [
     gate.SECTION,
     summary.SECTION,
     results.SECTION,
+    flan_appendix_c.SECTION,
     trajectory.SECTION,
     contamination.SECTION,
     confounders.SECTION,
