@@ -188,20 +188,7 @@ def _decode_batch(stepper, tokenizer, prompts, batch, rows_of, eos_ids, device) 
     while True:
         chosen = choose_tokens(logits, [r.temperature for r in alive], [r.top_k for r in alive],
                                [r.top_p for r in alive], uniforms(keys, step)).tolist()
-        still: list[int] = []
-        for j, (r, t) in enumerate(zip(alive, chosen)):
-            if t in eos_ids:
-                r.finish = "eos"
-            else:
-                r.tokens.append(t)
-                if r.stop and _cut_at_stop(tokenizer, r):
-                    r.finish = "stop"
-                elif len(r.tokens) >= r.max_new:
-                    r.finish = "length"
-            if r.finish is None:
-                still.append(j)
-            elif r.text is None:
-                r.text = tokenizer.decode(r.tokens, skip_special_tokens=True)
+        still = accept_tokens(alive, chosen, tokenizer, eos_ids)
         if not still:
             break
         if len(still) < len(alive):
@@ -214,7 +201,28 @@ def _decode_batch(stepper, tokenizer, prompts, batch, rows_of, eos_ids, device) 
         step += 1
 
 
-def _cut_at_stop(tokenizer, row: _Row) -> bool:
+def accept_tokens(rows: Sequence, chosen: Sequence[int], tokenizer, eos_ids: set[int]) -> list[int]:
+    """Append each row's chosen token and settle its finish (EOS, a stop string, or its length):
+    the bookkeeping every decode loop shares (this module's and the llama.cpp backend's). Rows need
+    ``tokens``, ``stop``, ``max_new``, ``finish`` and ``text``. Returns the positions still alive."""
+    still: list[int] = []
+    for j, (r, t) in enumerate(zip(rows, chosen)):
+        if t in eos_ids:
+            r.finish = "eos"
+        else:
+            r.tokens.append(t)
+            if r.stop and _cut_at_stop(tokenizer, r):
+                r.finish = "stop"
+            elif len(r.tokens) >= r.max_new:
+                r.finish = "length"
+        if r.finish is None:
+            still.append(j)
+        elif r.text is None:
+            r.text = tokenizer.decode(r.tokens, skip_special_tokens=True)
+    return still
+
+
+def _cut_at_stop(tokenizer, row) -> bool:
     """If the decoded text contains a stop string, set ``row.text`` cut before the earliest one."""
     text = tokenizer.decode(row.tokens, skip_special_tokens=True)
     hits = [k for k in (text.find(s) for s in row.stop if s) if k >= 0]

@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rai_audit.models.generation import accept_tokens
 from rai_audit.models.llamacpp.engine import Engine
-from rai_audit.models.openai_compat.payloads import cut_at_stop
 from rai_audit.requests import GenerationRequest, GenerationResult
 
 #: KV-cache cells one generation group may use (the cache holds every token of the group until it
@@ -137,20 +137,7 @@ def _decode_group(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int
             live = [rows[j] for j in alive]
             with torch.inference_mode():
                 chosen = _choose(torch.from_numpy(logits), live, uniforms(keys[alive], step))
-            still: list[int] = []
-            for j, r, t in zip(alive, live, chosen):
-                if t in eos_ids:
-                    r.finish = "eos"
-                else:
-                    r.tokens.append(t)
-                    if r.stop and _cut(tokenizer, r):
-                        r.finish = "stop"
-                    elif len(r.tokens) >= r.max_new:
-                        r.finish = "length"
-                if r.finish is None:
-                    still.append(j)
-                elif r.text is None:
-                    r.text = tokenizer.decode(r.tokens, skip_special_tokens=True)
+            still = [alive[j] for j in accept_tokens(live, chosen, tokenizer, eos_ids)]
             if not still:
                 return
             feed = np.array([rows[j].tokens[-1] for j in still], np.int32)
@@ -169,12 +156,3 @@ def _choose(logits: Any, live: list[Sample], u: np.ndarray) -> list[int]:
 
     return choose_tokens(logits, [r.temperature for r in live], [r.top_k for r in live],
                          [r.top_p for r in live], u).tolist()
-
-
-def _cut(tokenizer: Any, row: Sample) -> bool:
-    """If the decoded text holds a stop string, keep it cut before the earliest one (as the
-    transformers backend does: decoded with special tokens skipped, checked after every token)."""
-    text, found = cut_at_stop(tokenizer.decode(row.tokens, skip_special_tokens=True), row.stop)
-    if found:
-        row.text = text
-    return found
