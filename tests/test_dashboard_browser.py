@@ -216,11 +216,13 @@ def test_runs_compare_items_in_chromium(server, tmp_path):
             assert f"{len(runs)} of {len(runs)} runs shown" in caption
             assert "1 running" in caption and "2 failed" in caption  # a probe run and a finetune run
             for r in runs:  # every run appears (expander labels carry the short id)
-                page.get_by_text(r.run_id[:8], exact=False).first.wait_for(state="visible", timeout=VISIBLE_MS)
-            page.get_by_text("complete with errors (1 error)").first.wait_for(state="visible", timeout=VISIBLE_MS)
+                # the runs table also carries the id, in a grid cell that is hidden by design (the grid
+                # draws on a canvas), so the wait is for a visible match, whichever renders first
+                page.get_by_text(r.run_id[:8], exact=False).filter(visible=True).first.wait_for(timeout=VISIBLE_MS)
+            page.get_by_text("complete with errors (1 error)").filter(visible=True).first.wait_for(timeout=VISIBLE_MS)
             # a failure message with markup, through the one Markdown escaper (HTML as entities): shown literally
-            page.get_by_text(fx.finetune_failed[:8], exact=False).first.click()
-            page.get_by_text(f"Failed: {FINETUNE_ERROR}", exact=True).first.wait_for(state="visible", timeout=VISIBLE_MS)
+            page.get_by_text(fx.finetune_failed[:8], exact=False).filter(visible=True).first.click()
+            page.get_by_text(f"Failed: {FINETUNE_ERROR}", exact=True).filter(visible=True).first.wait_for(timeout=VISIBLE_MS)
             assert page.locator("main batch").count() == 0
             page.get_by_role("button", name="Refresh").click()  # re-reads the store, page stays whole
             page.wait_for_timeout(300)
