@@ -1,18 +1,21 @@
 """Train-step throughput: our jitted JAX/NNX step vs a plain PyTorch training loop.
 
-Same model (a Llama-style decoder built from one HF config dict: ours through
-``finetune.models.from_hf_config``, the baseline as ``transformers.LlamaForCausalLM``), same
-batch and sequence length, same optimiser (AdamW + global-norm clipping at 1.0), same random
-token batches, both in this process on this machine, alternating rounds; we report the median
-round, and the median of the per-round ratios. Compilation (ours) and the first steps (both) are
-warm-up and not timed.
+Same model (a Llama-style decoder built from one HF config dict), the *same initial weights*
+(the PyTorch model is built first, from a fixed seed, and ours imports its state dict through
+the finetune stage's own HF import), the same batches and sequence length, the same optimiser
+(AdamW, constant learning rate, global-norm clipping at 1.0) and the *same number of threads*
+on both sides: the process is pinned to ``--threads`` cores before either framework loads (XLA
+sizes its pool from the process's CPU affinity) and PyTorch gets ``set_num_threads`` of the same
+number. Both run in this process, alternating rounds; we report the median round and the median
+of the per-round ratios, beside tokens per CPU-second (on a shared machine wall time mostly
+measures how many cores the scheduler lent us). Compilation (ours) and the first steps (both)
+are warm-up and not timed.
 
-PyTorch runs twice: with its default intra-op threads (all cores) and with one thread. On a
-small, shared CPU the one-thread run is often several times faster (its OpenMP workers stall
-when the cores are oversubscribed), so the ratio that counts is against the *best* baseline.
-Tokens per CPU-second are printed beside tokens per wall-second for the same reason.
+Every step's loss is kept: both sides see the same batches in the same order from the same
+weights, so the loss sequences must agree (to float32 round-off that grows slowly with the steps);
+the bench prints the largest difference and fails if they part.
 
-    python bench/finetune.py                          # CPU default: small model
+    python bench/finetune.py --preset smollm2-135m --batch 4 --seq 256 --steps 2 --rounds 3
     python bench/finetune.py --device gpu --preset smollm2-135m --dtype bfloat16 --batch 16 --seq 2048 --mfu
                                                       # on a GPU: also model FLOPs utilisation
 
@@ -64,16 +67,18 @@ def batches(vocab: int, batch: int, seq: int, n: int, seed: int = 0):
 
 
 class Ours:
-    def __init__(self, cfg: dict, args):
+    def __init__(self, cfg: dict, args, torch_state: dict):
         import jax
         import numpy as np
 
+        from finetune.checkpoint_io.hf_import import import_tensors
         from finetune.config import FinetuneConfig
-        from finetune.models import from_hf_config
+        from finetune.models.registry import config_from_hf
         from finetune.sharding import make_mesh, train_shardings
         from finetune.train import Trainer, make_optimizer
 
-        _, model = from_hf_config(cfg, dtype=args.dtype, attention_impl=args.attention)
+        mcfg = config_from_hf(cfg, dtype=args.dtype, attention_impl=args.attention)
+        _, model = import_tensors(mcfg, torch_state, where="the PyTorch baseline's initial weights")
         ft = FinetuneConfig(model="bench", output_dir="unused", mixture="unused", lr=1e-4, warmup_steps=0,
                             steps=1000, weight_decay=0.0, grad_clip=1.0, b1=0.9, b2=0.95)
         tx = make_optimizer(ft, "decoder", 1000)
@@ -101,14 +106,14 @@ class Ours:
 
 
 class Torch:
-    def __init__(self, cfg: dict, args, threads: int | None = None):
+    def __init__(self, cfg: dict, args):
         import torch
         import transformers
 
         self.torch = torch
-        self.threads = threads
         hf = transformers.LlamaConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
         self.dev = "cuda" if args.device == "gpu" else "cpu"
+        torch.manual_seed(0)
         self.model = transformers.LlamaForCausalLM(hf).to(self.dev).train()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8,
                                      weight_decay=0.0)
@@ -120,8 +125,6 @@ class Torch:
 
     def step(self, batch) -> float:
         torch = self.torch
-        if self.threads:
-            torch.set_num_threads(self.threads)
         ids, tgt = batch
         with torch.autocast(self.dev, dtype=torch.bfloat16, enabled=self.amp):
             logits = self.model(input_ids=ids).logits
@@ -133,13 +136,23 @@ class Torch:
         return float(loss.item())
 
 
-def timed(runner, prepared, steps: int) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) for ``steps`` steps. CPU time is reported too because
-    on a shared machine wall time mostly measures how many cores the scheduler lent us."""
+def timed(runner, prepared, steps: int, losses: list[float]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) for ``steps`` steps; appends each step's loss. CPU
+    time is reported too because on a shared machine wall time mostly measures how many cores
+    the scheduler lent us. Each call starts at the first batch, so both sides see one sequence."""
     t, c = time.perf_counter(), time.process_time()
     for i in range(steps):
-        runner.step(prepared[i % len(prepared)])
+        losses.append(runner.step(prepared[i % len(prepared)]))
     return time.perf_counter() - t, time.process_time() - c
+
+
+def pin_threads(n: int) -> int:
+    """Pin this process to ``n`` cores before JAX or PyTorch loads: XLA:CPU sizes its thread
+    pool from the process's CPU affinity, so both sides get the same number of threads."""
+    cpus = sorted(os.sched_getaffinity(0))
+    n = max(1, min(n, len(cpus)))
+    os.sched_setaffinity(0, cpus[:n])
+    return n
 
 
 def main() -> None:
@@ -154,37 +167,42 @@ def main() -> None:
     ap.add_argument("--attention", default="einsum", choices=["einsum", "dot_product_attention"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--mfu", action="store_true", help="report model FLOPs utilisation (GPU)")
-    ap.add_argument("--torch-threads", type=int, nargs="*", default=None,
-                    help="torch intra-op thread counts to try (default: all cores and 1); the best is the baseline")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                    help="threads for both sides (default: every core this process may use)")
+    ap.add_argument("--loss-tolerance", type=float, default=2e-3,
+                    help="largest allowed difference between the two sides' losses at any step")
     ap.add_argument("--only", choices=["ours", "torch"], help="run one side (to cross-check in separate processes)")
     args = ap.parse_args()
 
+    threads = pin_threads(args.threads) if args.device == "cpu" else args.threads
     import jax
+    import torch
 
-    threads = [None]
-    if args.device == "cpu":
-        threads = sorted(set(args.torch_threads or [os.cpu_count() or 1, 1]), reverse=True)
+    torch.set_num_threads(threads)
     cfg = hf_config(args.preset, args.seq)
     data = batches(cfg["vocab_size"], args.batch, args.seq, 4)
     tokens = args.batch * args.seq * args.steps
 
+    baseline = Torch(cfg, args)  # built first: its initial weights are ours too
+    state = {k: v.detach().cpu().clone() for k, v in baseline.model.state_dict().items()}
     runners = {}
     if args.only != "torch":
-        runners["ours (jax/nnx jit)"] = Ours(cfg, args)
+        runners["ours (jax/nnx jit)"] = Ours(cfg, args, state)
     if args.only != "ours":
-        for n in threads:
-            runners[f"pytorch (eager, {n or 'default'} thr)"] = Torch(cfg, args, n)
+        runners[f"pytorch (eager, {threads} thr)"] = baseline
+    del state
     prepared = {name: [r.prepare(b) for b in data] for name, r in runners.items()}
+    losses: dict[str, list[float]] = {name: [] for name in runners}
     for name, r in runners.items():  # compile / warm up
-        timed(r, prepared[name], args.warmup)
+        timed(r, prepared[name], args.warmup, losses[name])
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
     for _ in range(args.rounds):
         for name, r in runners.items():
-            times[name].append(timed(r, prepared[name], args.steps))
+            times[name].append(timed(r, prepared[name], args.steps, losses[name]))
 
     dev = jax.devices()[0]
     print(f"device: jax={dev.platform}:{getattr(dev, 'device_kind', '')} torch={'cuda' if args.device == 'gpu' else 'cpu'} "
-          f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}  model={args.preset} "
+          f"threads={threads} (both sides) load={os.getloadavg()[0]:.1f}  model={args.preset} "
           f"(d={cfg['hidden_size']}, L={cfg['num_hidden_layers']}, V={cfg['vocab_size']})  batch={args.batch} "
           f"seq={args.seq} dtype={args.dtype} steps/round={args.steps} rounds={args.rounds}")
     tps = {}
@@ -201,17 +219,23 @@ def main() -> None:
                 mfu = tps[name] * flops_per_token(cfg, args.seq) / peak
                 line += f"   MFU {mfu * 100:5.1f}% of {peak / 1e12:.0f} TFLOP/s ({kind})"
         print(line)
-    torch_names = [n for n in tps if n.startswith("pytorch")]
     ours_name = "ours (jax/nnx jit)"
-    if ours_name in tps and torch_names:
-        best = max(torch_names, key=lambda n: tps[n])
-        for n in torch_names:
-            # per-round ratios: rounds alternate, so each ratio compares runs seconds apart, which
-            # cancels the slow drift of a shared machine's speed; the median is the figure
-            per_round = sorted(b[0] / a[0] for a, b in zip(times[ours_name], times[n]))
-            print(f"ratio ours / {n}: {statistics.median(per_round):.2f}x  "
-                  f"(median of per-round ratios; range {per_round[0]:.2f}-{per_round[-1]:.2f})"
-                  + ("   <- best baseline, target >= 1.0x" if n == best else ""))
+    torch_name = next((n for n in tps if n.startswith("pytorch")), None)
+    if ours_name in tps and torch_name:
+        # per-round ratios: rounds alternate, so each ratio compares runs seconds apart, which
+        # cancels the slow drift of a shared machine's speed; the median is the figure
+        wall = sorted(b[0] / a[0] for a, b in zip(times[ours_name], times[torch_name]))
+        cpu = sorted(b[1] / a[1] for a, b in zip(times[ours_name], times[torch_name]))
+        print(f"ratio ours / {torch_name}: {statistics.median(wall):.2f}x wall, {statistics.median(cpu):.2f}x CPU time  "
+              f"(medians of per-round ratios; wall range {wall[0]:.2f}-{wall[-1]:.2f}; target >= 1.0x)")
+        a, b = losses[ours_name], losses[torch_name]
+        diffs = [abs(x - y) for x, y in zip(a, b)]
+        worst = max(range(len(diffs)), key=diffs.__getitem__)
+        print(f"losses, same weights and batches: step 1 {a[0]:.5f} vs {b[0]:.5f}; step {len(a)} {a[-1]:.5f} vs "
+              f"{b[-1]:.5f}; largest difference {diffs[worst]:.2e} at step {worst + 1} of {len(diffs)}")
+        if diffs[worst] > args.loss_tolerance:
+            sys.exit(f"the two sides' losses part (difference {diffs[worst]:.2e} > {args.loss_tolerance:g}): "
+                     "not the same computation, so the ratio means nothing")
 
 
 if __name__ == "__main__":

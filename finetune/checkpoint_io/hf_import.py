@@ -5,9 +5,11 @@ Sources, all ending in the same table-driven copy (:func:`import_tensors`):
 - a local directory with ``config.json`` and ``model.safetensors`` (or sharded
   ``model-0000x-of-0000n.safetensors`` + ``model.safetensors.index.json``; ``pytorch_model.bin``
   as a last resort);
-- a ``.gguf`` file (the embedded default model is SmolLM2-135M-Instruct Q4_1): transformers
-  dequantises it into a torch model (``from_pretrained(dir, gguf_file=name)``), whose state dict
-  and config we then read like a safetensors checkpoint;
+- a ``.gguf`` file (the embedded default model is SmolLM2-135M-Instruct Q4_1): read through its
+  converted copy, the float32 safetensors directory that transformers' dequantisation makes on
+  first use and that the probe runner shares (``rai_audit.models.default_model``), so a finetune
+  reads the same tensors in under a second instead of re-parsing and dequantising the file
+  (about 30 s for the 135M model: its metadata parse is pure Python and ran three times);
 - a hub id ``org/name`` (downloads config, weights and tokenizer files; needs network).
 
 The model is first built abstractly (``nnx.eval_shape``: no random init, no memory) and each
@@ -116,20 +118,14 @@ def _weight_files(d: Path) -> TensorSource:
                          "model.safetensors.index.json). Point the config at a Hugging Face model directory.")
 
 
-def _load_gguf(d: Path, gguf_file: str) -> tuple[dict, TensorSource, Any]:
-    """(config dict, tensors, the torch model) for a GGUF file, dequantised by transformers."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def gguf_directory(d: Path, gguf_file: str) -> Path:
+    """The converted copy of ``d / gguf_file`` (config, float32 safetensors, tokenizer), made on
+    first use. Keyed by the file's sha256, the model's identity on the probe side too, so the
+    finetune stage and the probe runner convert a GGUF once between them."""
+    from rai_audit.hashing import sha256_file
+    from rai_audit.models.default_model import ensure_converted
 
-    try:
-        tm = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=gguf_file, dtype=torch.float32)
-    except Exception as exc:
-        raise ModelLoadError(f"transformers cannot load the GGUF file {d / gguf_file}: {exc}. Use a GGUF "
-                             "of a supported architecture (Llama/SmolLM2, Qwen2, GPT-2).") from exc
-    hf = tm.config.to_dict()
-    hf["architectures"] = hf.get("architectures") or [type(tm).__name__]
-    state = {k: v for k, v in tm.state_dict().items()}
-    return hf, tensors_from_torch_state(state), tm
+    return ensure_converted(d / gguf_file, sha256_file(d / gguf_file))
 
 
 def resolve(ref: str | Path, gguf_file: str | None = None, revision: str | None = None) -> tuple[Path, str | None]:
@@ -168,14 +164,12 @@ def load_hf_model(ref: str | Path, *, gguf_file: str | None = None, revision: st
     ``jax.sharding.Sharding`` for each parameter so weights are placed sharded as they load.
     """
     d, gguf = resolve(ref, gguf_file, revision)
-    if gguf is not None:
-        hf, tensors, _ = _load_gguf(d, gguf)
-    else:
-        try:
-            hf = json.loads((d / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"Cannot read {d / 'config.json'}: {exc}. Fix or re-download it.") from exc
-        tensors = _weight_files(d)
+    src = gguf_directory(d, gguf) if gguf is not None else d
+    try:
+        hf = json.loads((src / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"Cannot read {src / 'config.json'}: {exc}. Fix or re-download it.") from exc
+    tensors = _weight_files(src)
     cfg = config_from_hf(hf, dtype=dtype, remat=remat, attention_impl=attention_impl)
     cfg = dataclasses.replace(cfg, source=str(d), gguf_file=gguf)
     return import_tensors(cfg, tensors, shardings=shardings, where=str(d / gguf) if gguf else str(d))
@@ -269,15 +263,14 @@ def weights_digest(d: Path, gguf_file: str | None) -> str:
 
 
 def load_tokenizer(d: Path, gguf_file: str | None, tokenizer: str | Path | None = None):
-    """The model's own tokenizer (from its directory or GGUF), or the one ``tokenizer`` names."""
+    """The model's own tokenizer (from its directory or the GGUF's converted copy), or the one
+    ``tokenizer`` names."""
     from transformers import AutoTokenizer
 
     try:
         if tokenizer is not None:
             return AutoTokenizer.from_pretrained(str(tokenizer))
-        if gguf_file:
-            return AutoTokenizer.from_pretrained(str(d), gguf_file=gguf_file)
-        return AutoTokenizer.from_pretrained(str(d))
+        return AutoTokenizer.from_pretrained(str(gguf_directory(d, gguf_file) if gguf_file else d))
     except Exception as exc:
         what = tokenizer if tokenizer is not None else (d / gguf_file if gguf_file else d)
         raise ModelLoadError(f"Cannot load a tokenizer from {what}: {exc}. Give 'tokenizer' as a directory or "
