@@ -376,3 +376,18 @@ def test_load_base_model_bundle(tmp_path):
     n_torch = sum(p.numel() for p in LlamaForCausalLM.from_pretrained(d).parameters())
     assert info["num_params"] == n_torch and info["architecture"] == "LlamaForCausalLM"
     assert len(info["model_id"]) == 64 and info["model_id"] == load_base_model(d)["info"]["model_id"]
+
+
+def test_a_broken_gguf_is_a_model_load_error_and_leaves_no_converted_copy(tmp_path, monkeypatch):
+    """The finetune stage reads a GGUF through the probe runner's converted-copy cache; a file
+    transformers cannot read is a clear ModelLoadError, and no half-made copy is left to trust."""
+    from finetune.checkpoint_io.hf_import import load_hf_model
+
+    monkeypatch.setenv("RAI_AUDIT_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "m" / "broken.gguf"
+    bad.parent.mkdir()
+    bad.write_bytes(b"GGUF but not really a model file")
+    with pytest.raises(ModelLoadError, match="could not load the GGUF file"):
+        load_hf_model(bad)
+    models = tmp_path / "home" / "models"
+    assert not models.exists() or not any(models.iterdir())
