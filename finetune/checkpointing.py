@@ -10,6 +10,14 @@ since it would silently mix two runs.
 
 Restoring takes an abstract target with the mesh shardings, so a run can resume on a
 different number of devices (Orbax reshards).
+
+Saving is asynchronous on accelerators (the device-to-host copy blocks, the write overlaps the
+next steps) and synchronous on CPU, where "device" memory is host memory: there an asynchronous
+save keeps a second host copy of parameters and optimizer state alive while its writer thread
+competes with training for the same cores. Measured on a 2-core machine, a 9-step finetune of
+the 135M default model with two checkpoints (`rai-audit finetune
+rai_audit/assets/demo_mixture/finetune.yaml --steps 9`): 8.9 GB peak resident memory and 75 s
+asynchronous, 5.4 GB and 74 s synchronous, with identical losses.
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ class Checkpointer:
         self.every = every
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                 enable_async_checkpointing=jax.default_backend() != "cpu"),
         )
 
     def latest_step(self) -> int | None:
