@@ -7,7 +7,7 @@ Probes: identity-term toxicity on the project's own templates, plus every public
 files are reachable (``RAI_AUDIT_DATA``; online users get them from the Hugging Face hub); the
 others are listed as skipped with the reason. Then compare, gate with the demo policy, and write
 the HTML and PDF report. Two profiles: the default and ``--quick``; the sizes below are what
-keeps them inside 15 and 3 minutes on 2 CPU cores (measured figures are in the README).
+keeps them inside about 8 and 2 minutes on 2 CPU cores (measured figures are in the README).
 """
 
 from __future__ import annotations

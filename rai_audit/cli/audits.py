@@ -211,7 +211,7 @@ def print_outcome(outcome, db_url: str | None = None) -> None:
 
 @app.command()
 def demo(
-    quick: bool = typer.Option(False, "--quick", help="The small profile (about 3 minutes on 2 CPU cores)."),
+    quick: bool = typer.Option(False, "--quick", help="The small profile (about 2 minutes on 2 CPU cores; the default takes about 8)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Finetune steps (default: the profile's)."),
     out: str = typer.Option("rai-audit-demo", "--out", "-o", help="Output directory; each profile writes to its own folder OUT/<profile> (reports, tuned model, demo store)."),
     db: Optional[str] = typer.Option(None, "--db", help="Results store (default: OUT/<profile>/results.sqlite)."),
