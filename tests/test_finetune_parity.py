@@ -259,19 +259,18 @@ def test_default_model_gguf_parity_and_export(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from finetune.checkpoint_io.hf_import import load_base_model
+    from rai_audit.hashing import combine, sha256_file
 
     loaded = load_base_model(gguf)
     cfg, model = loaded["model_config"], loaded["model"]
     assert cfg.family == "llama" and cfg.tie_word_embeddings and cfg.num_layers == 30
-    from rai_audit.hashing import combine, sha256_file
-
     assert cfg.gguf_file == gguf.name  # identity: the GGUF file, not its converted copy
     assert loaded["info"]["model_id"] == combine({gguf.name: sha256_file(gguf)})
     tm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     text = "The capital of France is Paris, and the capital of Italy is"
     assert loaded["tokenizer"](text)["input_ids"] == tok(text)["input_ids"]
-    ids = np.asarray([tok("The capital of France is Paris, and the capital of Italy is")["input_ids"]], np.int32)
+    ids = np.asarray([tok(text)["input_ids"]], np.int32)
     with torch.no_grad():
         ref = tm.eval()(torch.tensor(ids)).logits.numpy()
     out = np.asarray(nnx.jit(lambda m, x: m(x))(model, jnp.asarray(ids)))

@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,7 +167,13 @@ def test_schedule_command_prints_next_runs_and_rejects_bad_cron_with_exit_2(tmp_
                         "--format", "systemd"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "OnCalendar=Mon *-*-* 09..17:00:00" in r.stdout
-    assert "# next runs (local time" in r.stderr and " 09:00, " in r.stderr
+    # the next runs depend on when the test runs (on a Monday at noon they are 13:00, 14:00, ...),
+    # so each listed run is checked against the cron instead of expecting 09:00 among them
+    line = next(x for x in r.stderr.splitlines() if x.startswith("# next runs (local time"))
+    runs = re.findall(r"(\w{3}) (\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2})", line.split(": ", 1)[1])
+    when = [(date, hour, minute) for _, date, hour, minute in runs]
+    assert len(when) >= 2 and all(a < b for a, b in zip(when, when[1:])), line  # increasing, no repeats
+    assert all(day == "Mon" and 9 <= int(hour) <= 17 and minute == "00" for day, _, hour, minute in runs), line
     r = subprocess.run([sys.executable, "-m", "rai_audit", "schedule", str(cfg), "--cron", "99 2 * * *"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "the minute field '99'" in r.stderr and "Traceback" not in r.stderr
