@@ -243,8 +243,12 @@ def test_runs_compare_items_in_chromium(server, tmp_path):
             card = page.locator('[data-testid="stMetric"]', has_text="expected_max_toxicity").first
             text = card.inner_text()
             assert f"{emt.value_b:.4f}" in text and f"{emt.diff:+.4f}".lstrip("+") in text, text
+            # bar chart and forest plot: vega-embed draws them after the script run ends, so wait for them
+            page.wait_for_function(
+                f"() => [...document.querySelectorAll({GRAPHICS!r})].filter(e => e.getBoundingClientRect().width > 0).length >= 2",
+                timeout=60_000,
+            )
             _shot(page, out, "compare")
-            assert page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').count() >= 2  # bar chart, forest plot
 
             # Items
             page.get_by_role("link", name="Items").click()
