@@ -1,6 +1,7 @@
 """Generation: rai-audit's HF backend vs transformers' own ``generate``, the same prompts and weights.
 
-Two modes, both on the embedded model's float32 weights with the same torch thread count:
+Two modes, both on the embedded model's weights in one precision (``--dtype``, float32 by default;
+``bfloat16`` is the fast mode, both sides then run in it) with the same torch thread count:
 
 - ``greedy``: every prompt decoded greedily for up to ``--tokens`` new tokens (a prompt whose
   greedy path reaches EOS stops there on both sides). Both must produce identical texts, or the
@@ -12,9 +13,9 @@ Two modes, both on the embedded model's float32 weights with the same torch thre
   and checks that every sample's length is within the request.
 
 Printed: wall and CPU-time ratios, tokens/s, the load average, and the share of this CPU's fp32
-matmul ceiling that each side's generated tokens represent (bench/measure.py).
+matmul ceiling in that precision that each side's generated tokens represent (bench/measure.py).
 
-    python bench/generate_vs_transformers.py [--prompts 20] [--k 25] [--tokens 20] [--threads 2]
+    python bench/generate_vs_transformers.py [--prompts 20] [--k 25] [--tokens 20] [--threads 2] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -75,12 +76,13 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=20)
     ap.add_argument("--peer-prompts", type=int, default=4, help="prompts per transformers generate call")
     ap.add_argument("--mode", choices=["both", "greedy", "sample"], default="both")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    print(load_line(), f"| torch threads {torch.get_num_threads()}", flush=True)
-    ceiling = matmul_ceiling()
-    backend = HFBackend.load(resolve(args.model), device="cpu", dtype="float32")
+    print(load_line(), f"| torch threads {torch.get_num_threads()} | {args.dtype}", flush=True)
+    ceiling = matmul_ceiling(getattr(torch, args.dtype))
+    backend = HFBackend.load(resolve(args.model), device="cpu", dtype=args.dtype)
     model, tok = backend.model, backend.tokenizer
     flops = linear_flops_per_token(model)
     prompts = (GEN_PROMPTS * (1 + args.prompts // len(GEN_PROMPTS)))[: args.prompts]

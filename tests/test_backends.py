@@ -377,6 +377,27 @@ def test_inverse_cdf_by_hand():
     assert _pick(p, 0.99, temperature=0.0) == 1
 
 
+def test_top_k_with_a_temperature_by_hand():
+    """Top-k is taken on the raw logits, then the kept ones are divided by the temperature."""
+    p = [0.2, 0.5, 0.3]
+    # T = 0.5 squares the probabilities before renormalising: top-2 keeps 0.5 and 0.3, so
+    # 0.25 / 0.34 = 0.73529... for token 1 and 0.26470... for token 2
+    assert [_pick(p, u, top_k=2, temperature=0.5) for u in (0.0, 0.735, 0.736, 0.999)] == [1, 1, 2, 2]
+    # T = 2 takes square roots: sqrt(.5) / (sqrt(.5) + sqrt(.3)) = 0.56351...
+    assert [_pick(p, u, top_k=2, temperature=2.0) for u in (0.563, 0.564)] == [1, 2]
+
+
+def test_bfloat16_logits_draw_what_their_float32_values_draw():
+    """The fast mode's logits arrive in bfloat16; the draw must equal the draw on the same values
+    in float32 (the cast is exact), with and without top-k and a temperature."""
+    torch.manual_seed(0)
+    logits = (torch.randn(64, 300) * 3).to(torch.bfloat16)
+    u = uniforms(np.arange(64, dtype=np.uint64), 2)
+    for kw in (dict(top_k=None, t=1.0), dict(top_k=40, t=1.0), dict(top_k=40, t=0.7), dict(top_k=None, t=1.3)):
+        args = ([kw["t"]] * 64, [kw["top_k"]] * 64, [None] * 64, u)
+        assert torch.equal(choose_tokens(logits, *args), choose_tokens(logits.float(), *args)), kw
+
+
 def test_sampler_matches_softmax_frequencies():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
     u = uniforms(np.arange(20000, dtype=np.uint64), 5)
