@@ -33,7 +33,10 @@ from rai_audit.requests import GenerationRequest, GenerationResult
 
 
 @dataclass
-class _Row:
+class SampleRow:
+    """One sample being decoded, in this loop or llama.cpp's (:mod:`.llamacpp.sampling_loop`): its
+    settings, its random stream's key, the tokens so far and how it finished."""
+
     request: int
     sample: int
     key: int
@@ -45,6 +48,23 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     finish: str | None = None
     text: str | None = None
+
+
+def sample_rows(requests: Sequence[GenerationRequest]) -> list[list[SampleRow]]:
+    """The samples of each request, each keyed to its own random stream (:func:`.sampling.stream_key`)."""
+    rows_of = []
+    for i, req in enumerate(requests):
+        s = req.sampling
+        rows_of.append([SampleRow(i, j, stream_key(s.seed, req.prompt, req.chat, j), float(s.temperature), s.top_k,
+                                  s.top_p, int(s.max_new_tokens), tuple(s.stop)) for j in range(s.n)])
+    return rows_of
+
+
+def results_of(rows_of: Sequence[Sequence[SampleRow]]) -> list[GenerationResult]:
+    """One result per request from its decoded samples."""
+    return [GenerationResult(texts=tuple(r.text or "" for r in rows), n_tokens=tuple(len(r.tokens) for r in rows),
+                             finish=tuple(r.finish or "length" for r in rows))  # type: ignore[misc]
+            for rows in rows_of]
 
 
 class _CausalStepper:
@@ -126,14 +146,7 @@ def generate(
 ) -> list[GenerationResult]:
     """Answer ``requests`` (``prompts[i]`` are the token ids of request i's prompt)."""
     stepper_cls = _Seq2SeqStepper if is_encoder_decoder else _CausalStepper
-    rows_of: list[list[_Row]] = []
-    for i, req in enumerate(requests):
-        s = req.sampling
-        rows_of.append([
-            _Row(i, j, stream_key(s.seed, req.prompt, req.chat, j), float(s.temperature), s.top_k,
-                 s.top_p, int(s.max_new_tokens), tuple(s.stop))
-            for j in range(s.n)
-        ])
+    rows_of = sample_rows(requests)
     order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
     batches = length_batches(
         order, lambda i: len(prompts[i]), max_rows=policy.gen_rows, max_tokens=policy.max_tokens,
@@ -156,19 +169,12 @@ def generate(
             split.append(cur)
     for batch in split:
         _decode_batch(stepper_cls(model, pad_id, device), tokenizer, prompts, batch, rows_of, eos_ids, device)
-    results = []
-    for rows in rows_of:
-        results.append(GenerationResult(
-            texts=tuple(r.text or "" for r in rows),
-            n_tokens=tuple(len(r.tokens) for r in rows),
-            finish=tuple(r.finish or "length" for r in rows),  # type: ignore[misc]
-        ))
-    return results
+    return results_of(rows_of)
 
 
 def _decode_batch(stepper, tokenizer, prompts, batch, rows_of, eos_ids, device) -> None:
     uniq: dict[tuple[int, ...], int] = {}
-    rows: list[_Row] = []
+    rows: list[SampleRow] = []
     src: list[int] = []
     for i in batch:
         p = tuple(prompts[i])

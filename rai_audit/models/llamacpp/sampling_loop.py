@@ -21,12 +21,11 @@ each sample has its own random stream, so nothing changes). Per group, one conte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from rai_audit.models.generation import accept_tokens
+from rai_audit.models.generation import SampleRow, accept_tokens, results_of, sample_rows
 from rai_audit.models.llamacpp.engine import Engine
 from rai_audit.requests import GenerationRequest, GenerationResult
 
@@ -36,42 +35,18 @@ from rai_audit.requests import GenerationRequest, GenerationResult
 MAX_CELLS = 16384
 
 
-@dataclass
-class Sample:
-    """One sample being decoded: its settings, random stream key, tokens so far and outcome."""
-
-    request: int
-    key: int
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    max_new: int
-    stop: tuple[str, ...]
-    tokens: list[int] = field(default_factory=list)
-    finish: str | None = None
-    text: str | None = None
-
-
 def generate(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int]], requests: Sequence[GenerationRequest],
              *, eos_ids: set[int], max_rows: int = 128) -> list[GenerationResult]:
     """Answer ``requests`` (``prompts[i]``: the token ids of request i's prompt, already fitted)."""
-    return [GenerationResult(texts=tuple(r.text or "" for r in rows), n_tokens=tuple(len(r.tokens) for r in rows),
-                             finish=tuple(r.finish or "length" for r in rows))  # type: ignore[misc]
-            for rows in sample(engine, tokenizer, prompts, requests, eos_ids=eos_ids, max_rows=max_rows)]
+    return results_of(sample(engine, tokenizer, prompts, requests, eos_ids=eos_ids, max_rows=max_rows))
 
 
 def sample(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int]], requests: Sequence[GenerationRequest],
-           *, eos_ids: set[int], max_rows: int = 128) -> list[list[Sample]]:
+           *, eos_ids: set[int], max_rows: int = 128) -> list[list[SampleRow]]:
     """The samples of every request, decoded, with their token ids (what :func:`generate` reports;
     the tests compare the token ids with the transformers backend's distributions)."""
-    from rai_audit.models.sampling import stream_key
-
     max_rows = max(1, min(max_rows, engine.max_sequences))
-    rows_of: list[list[Sample]] = []
-    for i, req in enumerate(requests):
-        s = req.sampling
-        rows_of.append([Sample(i, stream_key(s.seed, req.prompt, req.chat, j), float(s.temperature), s.top_k, s.top_p,
-                               int(s.max_new_tokens), tuple(s.stop)) for j in range(s.n)])
+    rows_of = sample_rows(requests)
     pending = [r for rows in rows_of for r in rows]
     for r in pending:
         if r.max_new <= 0:
@@ -83,11 +58,11 @@ def sample(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int]], req
     return rows_of
 
 
-def _groups(rows: list[Sample], prompts: Sequence[Sequence[int]], max_rows: int, max_cells: int) -> list[list[Sample]]:
+def _groups(rows: list[SampleRow], prompts: Sequence[Sequence[int]], max_rows: int, max_cells: int) -> list[list[SampleRow]]:
     """Consecutive runs of ``rows`` with at most ``max_rows`` samples and ``max_cells`` cache cells
     (their prompts + every sample's new tokens); a sample too big alone gets its own."""
-    groups: list[list[Sample]] = []
-    cur: list[Sample] = []
+    groups: list[list[SampleRow]] = []
+    cur: list[SampleRow] = []
     seen: set[int] = set()
     cells = 0
     for r in rows:
@@ -104,7 +79,7 @@ def _groups(rows: list[Sample], prompts: Sequence[Sequence[int]], max_rows: int,
     return groups
 
 
-def _decode_group(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int]], rows: list[Sample],
+def _decode_group(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int]], rows: list[SampleRow],
                   eos_ids: set[int]) -> None:
     import torch
 
@@ -149,7 +124,7 @@ def _decode_group(engine: Engine, tokenizer: Any, prompts: Sequence[Sequence[int
             step += 1
 
 
-def _choose(logits: Any, live: list[Sample], u: np.ndarray) -> list[int]:
+def _choose(logits: Any, live: list[SampleRow], u: np.ndarray) -> list[int]:
     """The next token of every live sample (:func:`rai_audit.models.sampling.choose_tokens`, which
     draws unfiltered and top-k/top-p rows apart, so a sample never depends on its batch mates)."""
     from rai_audit.models.sampling import choose_tokens
