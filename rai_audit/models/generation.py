@@ -14,6 +14,13 @@ batch composition), and needs one call per sampling configuration. Here:
   first occurrence of any stop string), or after ``max_new_tokens`` (``"length"``); finished rows
   are dropped from the cache, and the loop ends when none is left.
 
+Decoder-only models whose layers all attend to the whole past decode from a
+:class:`~.slot_cache.SlotCache` (:class:`_SlotStepper`): up to ``gen_rows`` rows at once, however
+long their prompts, which are prefilled in chunks of ``max_tokens``; each step writes one column
+in place, and finished rows are dropped only once a quarter of the rows are finished (each drop
+copies the cache). Other models decode one prefill batch at a time with transformers'
+``DynamicCache`` (:class:`_CausalStepper`, :class:`_Seq2SeqStepper`).
+
 ``n_tokens`` counts generated tokens up to and including the one that completed the stop string,
 excluding EOS. Texts are decoded with special tokens skipped.
 """
@@ -29,6 +36,7 @@ import torch
 from rai_audit.models.batching import BatchPolicy, length_batches, pad_left, pad_right
 from rai_audit.models.kv import accepts, cache_kw, output_cache
 from rai_audit.models.sampling import choose_tokens, stream_key, uniforms
+from rai_audit.models.slot_cache import SlotCache, supports_slot_cache
 from rai_audit.requests import GenerationRequest, GenerationResult
 
 
@@ -99,6 +107,62 @@ class _CausalStepper:
         return res.logits[:, -1]
 
 
+class _SlotStepper:
+    """Prefill a decode group's prompts in chunks into one :class:`.slot_cache.SlotCache`, then
+    step every row together. Finished rows keep being computed (their outputs are ignored) until
+    a quarter of the rows are finished; then the cache keeps only the live rows."""
+
+    COMPACT_AT = 0.75  # compact when live rows fall to this share of the cache's rows
+
+    def __init__(self, model, pad_id: int, device, policy: BatchPolicy, max_new: int):
+        self.model, self.pad_id, self.device, self.policy, self.max_new = model, pad_id, device, policy, max_new
+        self.keep_kw = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+
+    def start(self, prompts: Sequence[Sequence[int]], src: torch.Tensor) -> torch.Tensor:
+        width = max(len(p) for p in prompts)  # prompts come longest first
+        chunks = length_batches(range(len(prompts)), lambda u: len(prompts[u]), max_rows=self.policy.gen_rows,
+                                max_tokens=self.policy.max_tokens)
+        self.cache = None
+        last = []
+        for chunk in chunks:
+            ids, mask, pos = pad_left([prompts[u] for u in chunk], self.pad_id, self.device)
+            res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self.keep_kw)
+            prefill = output_cache(res)
+            if self.cache is None:
+                self.cache = SlotCache.allocate(prefill, len(src), width + self.max_new)
+            rows = ((src >= chunk[0]) & (src <= chunk[-1])).nonzero().squeeze(1)
+            self.cache.write_prompts(prefill, rows, src[rows] - chunk[0], width)
+            last.append(res.logits[:, -1])
+            del res, prefill
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device)[src]
+        cols = torch.arange(width + self.max_new, device=self.device)
+        self.mask = (cols >= width - lengths[:, None]) & (cols < width)
+        self.next_pos = lengths
+        self.alive: torch.Tensor | None = None  # rows of the cache still decoded; None = all
+        return torch.cat(last)[src]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        live = rows if self.alive is None else self.alive[rows]
+        if len(live) > self.COMPACT_AT * self.mask.shape[0]:
+            self.alive = live
+            return
+        self.cache.select_rows(live)
+        self.mask, self.next_pos, self.alive = self.mask[live], self.next_pos[live], None
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.alive is not None:
+            tokens = torch.full((self.mask.shape[0],), self.pad_id, dtype=tokens.dtype, device=self.device).index_put_(
+                (self.alive,), tokens)
+        col = self.cache.length
+        self.mask[:, col] = True
+        res = self.model(input_ids=tokens.unsqueeze(1), attention_mask=self.mask[:, None, None, : col + 1],
+                         position_ids=self.next_pos.unsqueeze(1), **cache_kw(self.model, self.cache),
+                         use_cache=True, **self.keep_kw)
+        self.next_pos = self.next_pos + 1
+        logits = res.logits[:, -1]
+        return logits if self.alive is None else logits[self.alive]
+
+
 class _Seq2SeqStepper:
     """Encode prompts once, expand encoder states per sample, decode with a KV cache."""
 
@@ -145,9 +209,15 @@ def generate(
     is_encoder_decoder: bool,
 ) -> list[GenerationResult]:
     """Answer ``requests`` (``prompts[i]`` are the token ids of request i's prompt)."""
-    stepper_cls = _Seq2SeqStepper if is_encoder_decoder else _CausalStepper
     rows_of = sample_rows(requests)
     order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
+    if not is_encoder_decoder and supports_slot_cache(model):
+        for group in slot_groups(order, prompts, requests, policy):
+            max_new = max(requests[i].sampling.max_new_tokens for i in group)
+            _decode_batch(_SlotStepper(model, pad_id, device, policy, max_new), tokenizer, prompts, group, rows_of,
+                          eos_ids, device)
+        return results_of(rows_of)
+    stepper_cls = _Seq2SeqStepper if is_encoder_decoder else _CausalStepper
     batches = length_batches(
         order, lambda i: len(prompts[i]), max_rows=policy.gen_rows, max_tokens=policy.max_tokens,
         extra=lambda i: requests[i].sampling.n * (len(prompts[i]) + requests[i].sampling.max_new_tokens),
@@ -170,6 +240,27 @@ def generate(
     for batch in split:
         _decode_batch(stepper_cls(model, pad_id, device), tokenizer, prompts, batch, rows_of, eos_ids, device)
     return results_of(rows_of)
+
+
+def slot_groups(order: Sequence[int], prompts: Sequence[Sequence[int]], requests: Sequence[GenerationRequest],
+                policy: BatchPolicy) -> list[list[int]]:
+    """Cut ``order`` (longest prompt first) into decode groups of at most ``gen_rows`` samples whose
+    cache, samples x (longest prompt + most new tokens), holds at most ``gen_cache_tokens`` tokens.
+    A request whose samples alone exceed a limit is a group of its own."""
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    rows = width = new = 0
+    for i in order:
+        n, li, mi = requests[i].sampling.n, len(prompts[i]), requests[i].sampling.max_new_tokens
+        w, m = max(width, li), max(new, mi)
+        if cur and (rows + n > policy.gen_rows or (rows + n) * (w + m) > policy.gen_cache_tokens):
+            groups.append(cur)
+            cur, rows, w, m = [], 0, li, mi
+        cur.append(i)
+        rows, width, new = rows + n, w, m
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 def _decode_batch(stepper, tokenizer, prompts, batch, rows_of, eos_ids, device) -> None:
