@@ -62,6 +62,8 @@ def choose_tokens(
     plain = [i for i in sampled if top_k[i] is None and (top_p[i] is None or top_p[i] >= 1.0)]
     filtered = [i for i in sampled if not (top_k[i] is None and (top_p[i] is None or top_p[i] >= 1.0))]
     for group in (plain, filtered):
+        if len(group) == rows:  # every row: no copy of [rows, vocabulary] (10-25 ms at 500 rows)
+            return _draw(logits, list(temperature), list(top_k), list(top_p), np.asarray(u, dtype=np.float64))
         if group:
             s = torch.tensor(group, device=logits.device)
             out[s] = _draw(logits[s], [temperature[i] for i in group], [top_k[i] for i in group],
