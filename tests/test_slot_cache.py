@@ -116,3 +116,20 @@ def test_which_models_decode_from_the_slot_cache():
     assert not supports_slot_cache(MistralForCausalLM(MistralConfig(**small, sliding_window=8)))
     assert supports_slot_cache(MistralForCausalLM(MistralConfig(**small, sliding_window=None)))
     assert not supports_slot_cache(_load("t5").model)
+
+
+def test_the_cpu_decode_cache_budget_is_in_bytes():
+    """3 GiB of keys and values per decode group on CPU: 2 layers x 2 (keys, values) x 2 key/value
+    heads x head dim 8 x 4 bytes = 256 bytes a token in float32, so 12,582,912 tokens; half as
+    many bytes a token in bfloat16, twice the tokens."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rai_audit.models.batching import CPU_CACHE_BYTES, kv_bytes_per_token
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    assert kv_bytes_per_token(model) == 256
+    cpu = torch.device("cpu")
+    assert BatchPolicy.auto(model, cpu, None).gen_cache_tokens == CPU_CACHE_BYTES // 256 == 12_582_912
+    assert kv_bytes_per_token(model.to(torch.bfloat16)) == 128
+    assert BatchPolicy.auto(model, cpu, None).gen_cache_tokens == 2 * 12_582_912

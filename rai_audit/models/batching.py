@@ -8,8 +8,10 @@ at the end, and padding is small) and cut into batches under three limits:
 - ``max_logits``: float32 logit values materialised at once (rows x scored positions x vocab).
 
 The automatic defaults are deliberately simple. On CPU, throughput barely improves beyond a few
-thousand tokens per forward, so we stop there and keep memory low on shared machines. On CUDA
-the token budget scales with free device memory, estimated per token from the model's size.
+thousand tokens per forward, so we stop there and keep memory low on shared machines; decoding
+holds up to 512 rows and a KV cache of at most 3 GiB (:func:`kv_bytes_per_token`: about 65,000
+tokens of SmolLM2-135M in float32, twice that in bfloat16). On CUDA the token budget scales with
+free device memory, estimated per token from the model's size.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class BatchPolicy:
         else:
             tokens, rows, gen_rows = 4096, 64, 512
             logits = 64 * 1024 * 1024  # 256 MB of float32 logits
+            cache_tokens = CPU_CACHE_BYTES // kv_bytes_per_token(model)
         if batch_size is not None:
             if batch_size < 1:
                 from rai_audit.errors import UserError
@@ -51,8 +54,26 @@ class BatchPolicy:
                 raise UserError(f"batch_size must be a positive integer, got {batch_size}.")
             rows = gen_rows = batch_size
             tokens = max(tokens, batch_size)
+        if device.type == "cuda":
+            cache_tokens = tokens * 16
         return cls(max_rows=rows, max_tokens=tokens, max_logits=logits, gen_rows=gen_rows,
-                   gen_cache_tokens=tokens * 16)
+                   gen_cache_tokens=max(int(cache_tokens), tokens))
+
+
+CPU_CACHE_BYTES = 3 << 30  # the KV cache of one decode group on CPU
+
+
+def kv_bytes_per_token(model: torch.nn.Module) -> int:
+    """Bytes of keys and values one token takes in the cache of every layer, from the config
+    (grouped-query attention stores only its key/value heads)."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    hidden = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None) or 1024)
+    layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", None) or 24)
+    heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "num_heads", None) or 1)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
+    elem = next(model.parameters()).element_size()
+    return max(2 * layers * kv_heads * head_dim * elem, 1)
 
 
 def length_batches(
