@@ -9,7 +9,7 @@ at the end, and padding is small) and cut into batches under three limits:
 
 The automatic defaults are deliberately simple. On CPU, throughput barely improves beyond a few
 thousand tokens per forward, so we stop there and keep memory low on shared machines; decoding
-holds up to 512 rows and a KV cache of at most 3 GiB (:func:`kv_bytes_per_token`: about 65,000
+holds up to 512 rows and a KV cache of at most 3 GiB (:func:`kv_bytes_per_token`: about 70,000
 tokens of SmolLM2-135M in float32, twice that in bfloat16). On CUDA the token budget scales with
 free device memory, estimated per token from the model's size.
 """

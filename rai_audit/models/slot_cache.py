@@ -21,7 +21,14 @@ attention): :func:`supports_slot_cache` says which.
 from __future__ import annotations
 
 import torch
-from transformers.cache_utils import Cache, CacheLayerMixin
+
+try:
+    from transformers.cache_utils import Cache, CacheLayerMixin
+
+    LAYERED_CACHES = True
+except ImportError:  # a transformers without per-layer caches: the DynamicCache loop serves
+    Cache = CacheLayerMixin = object  # type: ignore[misc,assignment]
+    LAYERED_CACHES = False
 
 
 class SlotLayer(CacheLayerMixin):
@@ -101,6 +108,8 @@ def supports_slot_cache(model) -> bool:
     """Whether ``model`` can decode from a :class:`SlotCache`: a decoder-only transformers model on
     the ``sdpa`` attention (which takes our boolean 4D mask as given) whose every layer attends to
     the whole past."""
+    if not LAYERED_CACHES:
+        return False
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     if getattr(model.config, "is_encoder_decoder", False) or getattr(cfg, "_attn_implementation", None) != "sdpa":
         return False
