@@ -110,20 +110,26 @@ class FakeServer:
                 try:
                     if fake.delay:
                         time.sleep(fake.delay)
-                    status = status or next((s for p, s in fake.fail_prompts.items() if p in json.dumps(body)), None)
-                    if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                        return self._send(401, {"error": "bad key"})
-                    if status:
-                        msg = f"injected {status}" + (f" for key {fake.api_key}" if fake.error_echoes_key else "")
-                        return self._send(status, {"error": msg})
-                    if body.get("echo") and fake.echo == "reject":
-                        return self._send(400, {"error": "echo and logprobs cannot be combined"})
-                    if fake.strict and any(k in body for k in EXTRAS):
-                        return self._send(400, {"error": f"Unrecognized request argument supplied: {sorted(set(body) & set(EXTRAS))}"})
-                    self._send(200, fake.answer(self.path, body))
+                    reply = self._reply(body, status)
                 finally:
+                    # the request stops counting as in flight before its answer is sent: a client
+                    # that has its answer may send the next request at once
                     with fake._lock:
                         fake.in_flight -= 1
+                self._send(*reply)
+
+            def _reply(self, body, status):
+                status = status or next((s for p, s in fake.fail_prompts.items() if p in json.dumps(body)), None)
+                if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                    return 401, {"error": "bad key"}
+                if status:
+                    msg = f"injected {status}" + (f" for key {fake.api_key}" if fake.error_echoes_key else "")
+                    return status, {"error": msg}
+                if body.get("echo") and fake.echo == "reject":
+                    return 400, {"error": "echo and logprobs cannot be combined"}
+                if fake.strict and any(k in body for k in EXTRAS):
+                    return 400, {"error": f"Unrecognized request argument supplied: {sorted(set(body) & set(EXTRAS))}"}
+                return 200, fake.answer(self.path, body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
