@@ -34,7 +34,7 @@ class BatchPolicy:
     def auto(cls, model: torch.nn.Module, device: torch.device, batch_size: int | None) -> "BatchPolicy":
         if device.type == "cuda":
             free, _total = torch.cuda.mem_get_info(device)
-            cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+            cfg = text_config(model)
             hidden = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", 1024))
             layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", 24))
             elem = next(model.parameters()).element_size()
@@ -46,7 +46,6 @@ class BatchPolicy:
         else:
             tokens, rows, gen_rows = 4096, 64, 512
             logits = 64 * 1024 * 1024  # 256 MB of float32 logits
-            cache_tokens = CPU_CACHE_BYTES // kv_bytes_per_token(model)
         if batch_size is not None:
             if batch_size < 1:
                 from rai_audit.errors import UserError
@@ -54,19 +53,23 @@ class BatchPolicy:
                 raise UserError(f"batch_size must be a positive integer, got {batch_size}.")
             rows = gen_rows = batch_size
             tokens = max(tokens, batch_size)
-        if device.type == "cuda":
-            cache_tokens = tokens * 16
+        cache_tokens = tokens * 16 if device.type == "cuda" else CPU_CACHE_BYTES // kv_bytes_per_token(model)
         return cls(max_rows=rows, max_tokens=tokens, max_logits=logits, gen_rows=gen_rows,
-                   gen_cache_tokens=max(int(cache_tokens), tokens))
+                   gen_cache_tokens=max(cache_tokens, tokens))
 
 
 CPU_CACHE_BYTES = 3 << 30  # the KV cache of one decode group on CPU
 
 
+def text_config(model: torch.nn.Module):
+    """The config of ``model``'s language model (a multimodal model's text part, else the config)."""
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
 def kv_bytes_per_token(model: torch.nn.Module) -> int:
     """Bytes of keys and values one token takes in the cache of every layer, from the config
     (grouped-query attention stores only its key/value heads)."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = text_config(model)
     hidden = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None) or 1024)
     layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", None) or 24)
     heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "num_heads", None) or 1)

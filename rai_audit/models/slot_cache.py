@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from rai_audit.models.batching import text_config
+
 try:
     from transformers.cache_utils import Cache, CacheLayerMixin
 
@@ -110,7 +112,7 @@ def supports_slot_cache(model) -> bool:
     the whole past."""
     if not LAYERED_CACHES:
         return False
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = text_config(model)
     if getattr(model.config, "is_encoder_decoder", False) or getattr(cfg, "_attn_implementation", None) != "sdpa":
         return False
     layer_types = getattr(cfg, "layer_types", None)
