@@ -67,10 +67,10 @@ _GUARDED_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGPIPE", "SIG
 @pytest.fixture(autouse=True)
 def _signal_dispositions():
     """Signal dispositions belong to the whole test process, so a test that changes one must not
-    leave it to the tests after it in the same process (a pytest-xdist worker runs hundreds).
-    rai-audit's ``main()`` sets SIGPIPE to the default action (so ``rai-audit runs | head`` ends
-    quietly), and the tests that call ``main()`` in-process would leave it so: a later test that
-    writes to a socket its peer closed would then kill the whole worker instead of seeing an error."""
+    leave it to the tests after it in the same process (a pytest-xdist worker runs hundreds): with
+    SIGPIPE at its default action, a later test that writes to a socket its peer closed would kill
+    the whole worker instead of seeing an error. (``main()`` itself leaves every disposition alone:
+    see ``test_a_closed_pipe_is_not_a_failed_gate``.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -184,17 +184,11 @@ def test_seeded_sampling_is_reproducible_and_batch_independent(backends):
 
 
 def test_cli_probe_runs_winogender_with_llama_cpp(embedded_model_converted, shared_data, tmp_path):
-    import signal
-
     from rai_audit.cli import main
 
     db = tmp_path / "llama.sqlite"
-    saved = signal.getsignal(signal.SIGPIPE)
-    try:
-        code = main(["-q", "probe", "--model", "llama-cpp:default", "--probe", "winogender", "--limit", "5",
-                     "--db", f"sqlite:///{db}", "--bootstrap", "20"])
-    finally:
-        signal.signal(signal.SIGPIPE, saved)
+    code = main(["-q", "probe", "--model", "llama-cpp:default", "--probe", "winogender", "--limit", "5",
+                 "--db", f"sqlite:///{db}", "--bootstrap", "20"])
     assert code == 0
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         (run_id, provenance), = conn.execute("SELECT run_id, provenance FROM runs").fetchall()

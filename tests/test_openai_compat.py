@@ -335,16 +335,10 @@ def test_loglikelihood_sums_the_continuation_tokens_by_text_offset(fake):
 
 
 def cli(*args: str) -> int:
-    """``rai-audit ARGS`` in this process (main() resets SIGPIPE for pipes; keep pytest's handler)."""
-    import signal
-
+    """``rai-audit ARGS`` in this process."""
     from rai_audit.cli import main
 
-    saved = signal.getsignal(signal.SIGPIPE)
-    try:
-        return main(["-q", *args])
-    finally:
-        signal.signal(signal.SIGPIPE, saved)
+    return main(["-q", *args])
 
 
 def test_an_empty_context_is_scored_after_the_start_token_or_refused(fake):

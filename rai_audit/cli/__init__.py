@@ -3,7 +3,8 @@
 Exit codes: 0 success (a gate passed), 1 a regression gate failed, 2 a usage, config or input
 error (the message names the thing and the fix; no traceback), 3 a gate was inconclusive (the
 CIs are too wide to rule a regression in or out), 70 an internal error (a bug: one line names it,
-``-v`` shows the traceback), 130 interrupted (re-run the same command to resume). Logs and
+``-v`` shows the traceback), 130 interrupted (re-run the same command to resume), 141 standard
+output closed by its reader (``rai-audit runs | head``). Logs and
 progress go to stderr, results to stdout. Heavy modules (torch, transformers, JAX, probes) are imported inside the commands that
 need them so that ``rai-audit --help`` stays fast.
 
