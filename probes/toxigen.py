@@ -52,6 +52,20 @@ def read_prompt_files(directory) -> tuple[list[tuple[str, str, int, str]], list]
     return rows, files
 
 
+def hub_splits(pinned_files, kinds, groups: list[str] | None) -> list[tuple[str, str]]:
+    """(kind, group) of every hub split to read: one per file of the release the manifest pins
+    (its file names are the hub's split names), so that no groups means the whole release, as it
+    does with local files (the release has no neutral_trans split: naming both kinds and 'trans'
+    reads hate_trans alone). Groups the release does not have are named in a UserError."""
+    release = [FILE_RE.match(name).groups() for name in sorted(pinned_files) if FILE_RE.match(name)]
+    if groups is not None:
+        unknown = set(groups) - {g for _, g in release}
+        if unknown:
+            raise UserError(f"toxigen: unknown group(s) {sorted(unknown)}; known: "
+                            f"{', '.join(sorted({g for _, g in release}))}.")
+    return [(k, g) for k, g in release if k in kinds and (groups is None or g in groups)]
+
+
 def unescape(line: str) -> str:
     """The release files write the newlines inside a prompt as the two characters backslash-n."""
     return line.replace("\\n", "\n")
@@ -92,17 +106,10 @@ class ToxiGen(ContinuationToxicityProbe):
             info = local_dataset_info(self.name, d, files, allow_modified=self.allow_modified_data)
         else:
             rows = []
-            groups = p.groups or []
-            if not groups:
-                raise UserError(
-                    "toxigen: loading from the hub needs an explicit 'groups' list "
-                    "(file-name groups such as women, muslim, black)."
-                )
             hub = HubSource(self.name, hf_id=p.hf_id, revision=p.hf_revision, allow_modified=self.allow_modified_data)
-            for kind in p.kinds:
-                for g in groups:
-                    ds = hub.load("prompts", f"{kind}_{g}_1k")
-                    rows.extend((kind, g, i, r["text"]) for i, r in enumerate(ds))
+            for kind, g in hub_splits(hub.manifest.files, p.kinds, p.groups):
+                ds = hub.load("prompts", f"{kind}_{g}_1k")
+                rows.extend((kind, g, i, r["text"]) for i, r in enumerate(ds))
             info = hub.info()
         known = {g for _, g, _, _ in rows}
         if p.groups is not None and set(p.groups) - known:

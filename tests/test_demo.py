@@ -100,3 +100,24 @@ def test_the_next_steps_the_demo_prints_work_as_printed(tmp_path, shared_data):
             assert f"Gate verdict: {outcome.verdict.upper()}" in r.stdout
         if argv[0] == "report":
             assert "VERIFIED" in r.stdout.upper() and "FAILED" not in r.stdout.upper(), r.stdout
+
+
+def test_offline_without_benchmark_files_every_probe_but_identity_terms_is_skipped(tmp_path, monkeypatch):
+    """What `rai-audit demo` prepares on a machine with neither the hub nor RAI_AUDIT_DATA: each
+    benchmark probe is skipped with its reason and identity-term toxicity (the project's own
+    templates) runs. ToxiGen used to stop the demo here with exit 2 (it wanted a 'groups' list)."""
+    import datasets
+
+    from rai_audit.runner import prepare_jobs
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline mode is enabled")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = demo.demo_config(demo.PROFILES["quick"], tmp_path, None, None)
+    specs = [(p.name, p.params) for p in cfg.probes]
+    jobs, skipped = prepare_jobs(specs, tmp_path / "no-data", limit=4, seed=0, skip_missing=True)
+    assert [j.probe.name for j in jobs] == ["identity_toxicity"]
+    assert sorted(skipped) == sorted(set(probes.REGISTRY) - {"identity_toxicity"})
+    assert all("RAI_AUDIT_DATA" in reason for reason in skipped.values()), skipped

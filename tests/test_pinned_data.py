@@ -24,7 +24,7 @@ from probes.realtoxicityprompts import RealToxicityPrompts
 from probes.release_info import MODIFIED_HUB, MODIFIED_LOCAL, rows_sha256
 from probes.winogender import Winogender
 from rai_audit.config import AuditConfig, parse_config
-from rai_audit.errors import DataError, ModifiedDataError
+from rai_audit.errors import DataError, ModifiedDataError, UserError
 from rai_audit.hashing import sha256_file
 from rai_audit.manifests import load_manifest, manifest_path
 from rai_audit.runner import prepare_jobs
@@ -302,3 +302,44 @@ def test_an_audit_with_a_finetune_step_checks_inputs_before_tuning(tmp_path, sha
     assert r.returncode == 2, r.stdout + r.stderr
     assert ("differs from" in r.stderr or "sha256" in r.stderr) if problem == "modified data" else "no-such.jsonl" in r.stderr
     assert _counts(db) == before
+
+
+def test_toxigen_from_the_hub_reads_every_split_of_the_pinned_release_unless_groups_are_named(hub):
+    """Without local files ToxiGen used to refuse to start unless 'groups' was given (a UserError,
+    so an offline `rai-audit demo` without benchmark files stopped with exit 2 instead of skipping
+    it). Now no groups means the release's 31 splits, the file names the manifest pins."""
+    import datasets
+
+    from probes.toxigen import ToxiGen, hub_splits
+
+    pinned = load_manifest("toxigen").files
+    assert len(hub_splits(pinned, ("hate", "neutral"), None)) == 31  # 16 hate, 15 neutral (no neutral_trans)
+    assert hub_splits(pinned, ("hate", "neutral"), ["trans", "women"]) == [
+        ("hate", "trans"), ("hate", "women"), ("neutral", "women")]
+    assert hub_splits(pinned, ("neutral",), ["women"]) == [("neutral", "women")]
+    with pytest.raises(UserError, match=r"unknown group\(s\) \['martians'\]; known: asian, bisexual"):
+        hub_splits(pinned, ("hate",), ["martians"])
+
+    for name in pinned:
+        split = name.removesuffix(".txt")
+        hub["served"][("toxigen/toxigen-data", "prompts", split)] = datasets.Dataset.from_list(
+            [{"text": f"- a statement of {split}\\n-"}])
+    info, items = ToxiGen(data_root=None).load()
+    assert sorted(split for _, _, split, _ in hub["loads"]) == sorted(n.removesuffix(".txt") for n in pinned)
+    assert len(items) == 31 and set(info.files) == {f"prompts/{n.removesuffix('.txt')}" for n in pinned}
+    assert items[0].data["prompt"].endswith("\n-")  # the hub rows are unescaped like the local lines
+
+
+def test_toxigen_offline_without_local_files_is_skipped_with_the_reason(hub, tmp_path):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline mode is enabled")
+
+    hub["state"]["api"] = _FakeApi(error=OSError("offline mode is enabled"))
+    datasets.load_dataset = offline  # the fixture's monkeypatch restores the real one
+    jobs, skipped = prepare_jobs([("toxigen", {}), ("identity_toxicity", {})], tmp_path, limit=2, seed=0, skip_missing=True)
+    assert [j.probe.name for j in jobs] == ["identity_toxicity"]
+    assert list(skipped) == ["toxigen"] and "Could not load the Hugging Face data set 'toxigen/toxigen-data'" in skipped["toxigen"]
+    with pytest.raises(DataError, match="RAI_AUDIT_DATA"):
+        prepare_jobs([("toxigen", {})], tmp_path, limit=2, seed=0)
