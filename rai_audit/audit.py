@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from rai_audit.config import AuditConfig
 from rai_audit.errors import EXIT_INTERNAL, EXIT_OK, UserError
+from rai_audit.memory import return_freed_memory
 
 if TYPE_CHECKING:
     from rai_audit.store.protocol import ResultsStore
@@ -93,6 +94,7 @@ def run_finetune_step(cfg: AuditConfig, *, store: ResultsStore, steps: int | Non
     resume = ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())  # a killed audit continues
     result = run_finetune(ft_path, steps=steps, output_dir=out_dir, store=store, progress=progress, resume=resume,
                           export_steps=export_steps or ())
+    return_freed_memory("the finetune step")  # the probes after it need not carry the train state's heap
     tuned = result.export_dir or result.output_dir
     summary = {
         "config": str(ft_path), "model_dir": str(tuned), "manifest": str(result.manifest_path),

@@ -60,16 +60,23 @@ class LazyBackend:
         self.info = info
         self._loader = loader
         self._backend: Backend | None = None
+        self._loads = 0
         self.load_s = 0.0  # seconds spent loading (so a probe's timing can leave them out)
 
     @property
     def loaded(self) -> bool:
-        return self._backend is not None
+        """Whether the model was loaded during this run (it may have been released since)."""
+        return self._loads > 0
+
+    def release(self) -> None:
+        """Drop the loaded backend (its weights, caches and buffers); a later request loads it again."""
+        self._backend = None
 
     def _get(self) -> Backend:
         if self._backend is None:
             t0 = time.perf_counter()
             self._backend = self._loader(self.info)
+            self._loads += 1
             self.load_s = time.perf_counter() - t0
             log.info("loaded model %s in %.1f s", self.info.reference, self.load_s)
         return self._backend

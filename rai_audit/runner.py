@@ -39,6 +39,7 @@ from rai_audit.backend import Backend, ModelInfo
 from rai_audit.errors import UserError
 from rai_audit.execution import LazyBackend, ProbeJob, ProbeRunner, answer, default_chunk_rows
 from rai_audit.hashing import sha256_json, sha256_text
+from rai_audit.memory import return_freed_memory
 from rai_audit.probe import DatasetInfo
 from rai_audit.scoring import Scorer
 from rai_audit.selection import PAIR_MAX, select_items
@@ -267,6 +268,9 @@ def run_probe_suite(
         except Exception as e:
             store.add_event(run_id, "failed", {"message": f"{type(e).__name__}: {e}"})
             raise
+        finally:
+            lazy.release()  # this model's weights and caches go before the next model loads
+            return_freed_memory(f"the probe run of {model.reference}")
         errors = {k: v for k, v in runner.counts["errors"].items() if v}
         detail = {
             "errors": errors,
