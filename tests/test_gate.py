@@ -82,6 +82,25 @@ def test_minimum_support_is_insufficient_data_not_error():
     assert "1 row(s) with insufficient data" in text and "INSUFFICIENT" not in text
 
 
+def test_a_table_with_every_row_hidden_says_which_rows_there_are_instead_of_none():
+    """What the demo printed: "(no metric rows to list)", then "(1 passing row(s) not listed)". The
+    first line now says what is absent, and the MDE legend goes with the table it explains."""
+    small = DiffRow(probe="p", metric="m", subgroup="g=1", source="metric", method="t", n=4, value_a=0.2, value_b=0.9,
+                    diff=0.7, ci_low=0.7, ci_high=0.7, p_value=0.1, p_adjusted=0.1, significant=False, mde=None,
+                    better="lower", clusters=4)
+    policy = {"rules": [{"subgroup": "*", "max_abs_change": 0.05, "use": "point"}]}
+    res = evaluate_gate(policy, comparison([small, row(0.0, -0.01, 0.01)]))
+    lines = format_table(res, only_not_passed=True).splitlines()
+    assert lines[:3] == ["No failing or inconclusive rows.", "(1 passing row(s) not listed; --all lists them)",
+                         "(1 row(s) with insufficient data (fewer than 10 items or 6 clusters, or undefined on these "
+                         "items) not listed; `--json` has them)"]
+    assert not any(line.startswith("MDE:") for line in lines)
+    assert "PASS" in format_table(res) and "MDE: the smallest change" in format_table(res)  # --all: the table
+    only_small = evaluate_gate(policy, comparison([small]))
+    assert format_table(only_small).startswith("No row with enough data to judge.\n(1 row(s) with insufficient")
+    assert format_table(evaluate_gate(policy, comparison([]))).startswith("No rule rows:")
+
+
 def test_ci_from_one_item_is_not_an_interval():
     assert fmt_ci(0.686, 0.686, n=1) == "n/a (n=1)"
     assert fmt_ci(0.1, 0.3, n=40, clusters=1) == "n/a (1 cluster)"

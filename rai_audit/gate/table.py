@@ -39,8 +39,12 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
         lines.append((r.verdict.upper(), r.probe, r.metric, r.subgroup or "overall", "-" if r.n is None else str(r.n), a, b,
                       _fmt(r.value), fmt_ci(r.ci_low, r.ci_high, r.n, r.clusters, signed=True), mde, limit, r.rule))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = ("\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines) if shown
-            else "(no metric rows to list)")
+    if shown:
+        text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    elif not result.rows:
+        text = "No rule rows: the policy's rules matched no metric of these runs."
+    else:  # every row is hidden: say what is missing, not that nothing was found
+        text = "No failing or inconclusive rows." if only_not_passed else "No row with enough data to judge."
     notes = []
     if only_not_passed and result.counts.get("pass"):
         notes.append(f"{result.counts['pass']} passing row(s) not listed; --all lists them")
@@ -50,6 +54,6 @@ def format_table(result: GateResult, *, only_not_passed: bool = False) -> str:
     note = "".join(f"\n({n})" for n in notes)
     if overlap:
         note += "\nTraining-data overlap (contamination):\n" + "\n".join(overlap)
-    power = "\nMDE: the smallest change detectable at alpha 0.05 with power 0.8 at the row's n."
+    power = "\nMDE: the smallest change detectable at alpha 0.05 with power 0.8 at the row's n." if shown else ""
     power += "".join(f"\nwarning: {w}" for w in result.warnings)
     return f"{text}{note}{power}\n\n{verdict_line(result)}"
