@@ -107,6 +107,12 @@ def test_step_trajectory_records_every_point_on_the_same_items(uninterrupted):
     # the commands printed to look closer work as printed, from another directory
     import shlex
 
+    def comparisons() -> list[tuple[str, str, int, int]]:
+        with Store.open(f"sqlite:///{tmp_path / 'a' / 'results.sqlite'}") as s:
+            return [(c.run_a, c.run_b, c.config["n_boot"], c.config["seed"]) for c in s.list_comparisons()]
+
+    before = comparisons()
+    assert {(n, seed) for _, _, n, seed in before} == {(50, 5)}  # the audit's runtime.bootstrap and seed
     look = next(ln for ln in r.stdout.splitlines() if ln.startswith("look closer: "))
     for command in look.removeprefix("look closer: ").split("|"):
         argv = shlex.split(command)
@@ -114,6 +120,8 @@ def test_step_trajectory_records_every_point_on_the_same_items(uninterrupted):
         done = subprocess.run(argv, cwd=REPO.parent, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert "final (step 4)" in done.stdout
+    # looking reuses the audit's comparisons (its resamples and seed), so it shows the report's CIs
+    assert comparisons() == before
 
 
 def _wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 300) -> None:

@@ -29,7 +29,7 @@ POLICY_HELP = ("Gate policy (YAML path or bundled name: default, demo). Default:
                "else the bundled default.")
 
 
-def _analyse(traj: str, db: str | None, policy: str | None, bootstrap: int, seed: int) -> TrajectoryAnalysis:
+def _analyse(traj: str, db: str | None, policy: str | None, bootstrap: int | None, seed: int | None) -> TrajectoryAnalysis:
     from rai_audit.trajectory.analysis import analyse_trajectory
 
     return analyse_trajectory(open_existing_store(db), traj, n_boot=bootstrap, seed=seed, policy=policy)
@@ -76,8 +76,8 @@ def list_(
 def show(
     traj: str = typer.Argument("latest", help=TRAJ_HELP),
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help=POLICY_HELP),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstraps and permutation tests."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored comparisons are reused), else 1000."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the bootstraps and permutation tests. Default: the audit's, else 0."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the whole analysis as JSON."),
 ) -> None:
@@ -150,8 +150,8 @@ def _print_verdict(gate: dict[str, Any]) -> None:
 def gate(
     traj: str = typer.Argument("latest", help=TRAJ_HELP),
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help=POLICY_HELP),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstraps and permutation tests."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored comparisons are reused), else 1000."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the bootstraps and permutation tests. Default: the audit's, else 0."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
@@ -187,8 +187,8 @@ def select(
     traj: str = typer.Argument("latest", help=TRAJ_HELP),
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help=POLICY_HELP),
     by: str = typer.Option("latest", "--by", help="latest: the latest passing checkpoint; loss: the passing one with the lowest training loss."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstraps and permutation tests."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored comparisons are reused), else 1000."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the bootstraps and permutation tests. Default: the audit's, else 0."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the selection as JSON."),
 ) -> None:

@@ -56,19 +56,27 @@ def analyse_trajectory(
     store: ResultsStore,
     trajectory_id: str,
     *,
-    n_boot: int = 1000,
-    seed: int = 0,
+    n_boot: int | None = None,
+    seed: int | None = None,
     policy: str | Path | Mapping[str, Any] | Policy | None = None,
     probe_loader: ProbeLoader | None = None,
     alpha: float = 0.05,
 ) -> TrajectoryAnalysis:
     """Everything about one trajectory (full id, unique prefix or "latest"; module docstring).
-    UserError when it is unknown, has no base point, or its runs cannot be compared."""
+    UserError when it is unknown, has no base point, or its runs cannot be compared.
+
+    ``n_boot`` / ``seed`` left None take the settings the trajectory's own audit compared its
+    points with (:func:`audited_settings`), so that looking at a trajectory reuses its stored
+    comparisons and shows the CIs its report shows; 1,000 resamples and seed 0 where it has none."""
     points = find_trajectory(store, trajectory_id)
     base = next((p for p in points if p.position == 0), None)
     if base is None:
         raise UserError(f"Trajectory {points[0].trajectory_id} has no base point (position 0), so no checkpoint can be "
                         "paired with the base model. Re-run the trajectory audit; it probes the base first.")
+    if n_boot is None or seed is None:
+        audited = audited_settings(store, base, points) or (1000, 0)
+        n_boot = audited[0] if n_boot is None else n_boot
+        seed = audited[1] if seed is None else seed
     ident, loaded = _policy(store, policy, points)
     settings = {"n_boot": n_boot, "seed": seed, "alpha": alpha, **_FIXED_SETTINGS}
     summaries: list[PointSummary] = [_summary(base)]
@@ -139,6 +147,22 @@ def _recorded_policy(store: ResultsStore, points: list[TrajectoryPointRecord]) -
 
 
 # ------------------------------------------------------------------------------ checkpoints
+
+
+def audited_settings(store: ResultsStore, base: TrajectoryPointRecord,
+                     points: list[TrajectoryPointRecord]) -> tuple[int, int] | None:
+    """(resamples, seed) of the oldest stored comparison of the base with one of the checkpoints:
+    the trajectory's own audit made those first, with its runtime's bootstrap and seed (later
+    looks with other settings add newer ones). None when no checkpoint has been compared yet."""
+    for pt in points:
+        if pt.position == 0:
+            continue
+        stored = [c for c in store.list_comparisons(run_id=pt.run_id) if (c.run_a, c.run_b) == (base.run_id, pt.run_id)
+                  and "n_boot" in c.config and "seed" in c.config]
+        if stored:
+            oldest = stored[-1].config  # the store lists newest first
+            return int(oldest["n_boot"]), int(oldest["seed"])
+    return None
 
 
 def _checkpoint(store: ResultsStore, base: str, run: str, settings: dict[str, Any], ident: dict[str, Any], loaded: Policy,
