@@ -135,16 +135,16 @@ def list_trajectories(url: str | None) -> list[list[TrajectoryPointRecord]]:
 
 
 @st.cache_data(ttl=DATA_TTL, show_spinner=False, max_entries=8)
-def trajectory_analysis(url: str | None, trajectory_id: str, n_points: int, n_boot: int = 1000, seed: int = 0) -> TrajectoryAnalysis:
+def trajectory_analysis(url: str | None, trajectory_id: str, n_points: int) -> TrajectoryAnalysis:
     """A trajectory's analysis (:func:`rai_audit.trajectory.analysis.analyse_trajectory`: each
     checkpoint paired with the base under the audit's recorded policy, trends with bootstrap CIs),
     computed once per trajectory and number of points (a point added by a running audit makes a
-    new entry). It reuses the checkpoints' saved comparisons with these settings and saves those
-    it had to make, as ``rai-audit`` does, so a point's comparison can be opened. UserError when
-    the trajectory cannot be analysed (the page shows its message)."""
+    new entry). Like ``rai-audit trajectory show`` it reuses the comparisons the audit saved (its
+    resamples and seed) and saves those it had to make, so a point's comparison can be opened.
+    UserError when the trajectory cannot be analysed (the page shows its message)."""
     from rai_audit.trajectory.analysis import analyse_trajectory
 
-    return analyse_trajectory(get_store(url), trajectory_id, n_boot=n_boot, seed=seed)
+    return analyse_trajectory(get_store(url), trajectory_id)
 
 
 def clear() -> None:

@@ -52,21 +52,6 @@ def trajectory_choices(trajectories: Sequence[Sequence[TrajectoryPointRecord]], 
     return out
 
 
-def saved_settings(comparisons: Sequence[Mapping[str, Any]], points: Sequence[TrajectoryPointRecord]) -> tuple[int, int]:
-    """(n_boot, seed) of the comparisons saved for this trajectory's checkpoints against its base
-    (the audit's own first), so the analysis reuses them rather than computing new ones; else the
-    defaults of ``rai-audit compare`` (1000, 0). ``comparisons``: ``queries.list_comparisons``."""
-    base = next((p.run_id for p in points if p.position == 0), None)
-    runs = {p.run_id for p in points if p.position != 0}
-    mine = [c for c in comparisons if c["run_a"] == base and c["run_b"] in runs and c.get("valid", True)]
-    mine.sort(key=lambda c: not c.get("policy"))  # stable: the audit's own (with a policy), newest first
-    for c in mine:
-        cfg = c.get("settings") or {}
-        if isinstance(cfg.get("n_boot"), int) and isinstance(cfg.get("seed"), int):
-            return cfg["n_boot"], cfg["seed"]
-    return 1000, 0
-
-
 def point_verdict(point: PointSummary | None, base_position: int) -> str:
     if point is None:
         return NOT_GATED

@@ -42,11 +42,9 @@ by_id = {c["trajectory_id"]: c for c in choices}
 tid = c2.selectbox("Trajectory (newest first)", list(by_id), index=0, key="trajectory_id",
                    format_func=lambda i: by_id[i]["label"])
 choice = by_id[tid]
-points_of = next(pts for pts in trajectories if pts[0].trajectory_id == tid)
-n_boot, seed = tf.saved_settings(q.list_comparisons(url), points_of)
 try:
     with st.spinner("Analysing the trajectory (each point paired with the base, bootstrap CIs)..."):
-        analysis = q.trajectory_analysis(url, tid, len(choice["positions"]), n_boot, seed)
+        analysis = q.trajectory_analysis(url, tid, len(choice["positions"]))
 except UserError as e:
     st.error(md_escape(e))
     st.stop()
