@@ -152,7 +152,12 @@ def announce_plan(cfg: Any, jobs: Sequence[Any], store: Any, progress: Any, say:
 
     costs = costs_of(jobs)
     tuned = cfg.models.tuned or ("(made by the finetune step)" if cfg.finetune else "(not set: --tuned REF or --finetune FILE)")
-    models = [("base", cfg.models.base), ("tuned", tuned)]
+    if cfg.models.tuned is not None and cfg.models.tuned == cfg.models.base:
+        # One model twice (a timing or smoke run, e.g. the battery with --tuned default): the
+        # tuned run has the base run's key and is reused, so only one model's work is planned.
+        models = [("base = tuned (one run, reused for both)", cfg.models.base)]
+    else:
+        models = [("base", cfg.models.base), ("tuned", tuned)]
     rates = measured_rates(store, cfg.models.base, [c.name for c in costs], cfg.runtime.model_dump())
     for line in plan_lines(costs, models, rates, title=f"plan of audit {cfg.name!r}"):
         say(line)

@@ -118,6 +118,10 @@ def test_run_plan_prints_the_plan_and_stops(tmp_path, shared_data):
     assert "plan of audit 'flan-appendix-c': 11 probes x 2 models (base default; tuned (not set" in r.stderr
     assert "3 items x 25 samples x 128 tokens = 9,600 tokens" in r.stderr and "no measured rate" in r.stderr
     assert not db.exists()  # nothing written, not even an empty store
+    # the same model as base and tuned (a timing run): its tuned run is the base run reused, one model's work
+    same = rai("run", "--suite", "flan-appendix-c", "--plan", "--limit", "3", "--tuned", "default", "--db", str(db))
+    assert same.returncode == 0, same.stderr
+    assert "11 probes x 1 model (base = tuned (one run, reused for both) default), per model:" in same.stderr
 
 
 @pytest.mark.slow
