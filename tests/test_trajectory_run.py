@@ -122,6 +122,14 @@ def test_step_trajectory_records_every_point_on_the_same_items(uninterrupted):
         assert "final (step 4)" in done.stdout
     # looking reuses the audit's comparisons (its resamples and seed), so it shows the report's CIs
     assert comparisons() == before
+    # `show RUN --db X` points at the run's trajectory with a command that works as printed
+    db_url = f"sqlite:///{tmp_path / 'a' / 'results.sqlite'}"
+    shown = run_cli(["show", tr[1].run_id, "--db", db_url], cwd=REPO.parent)
+    assert shown.returncode == 0, shown.stderr
+    see = next(ln for ln in shown.stdout.splitlines() if "; see: " in ln).split("; see: ", 1)[1]
+    assert see.endswith(f"--db {db_url}"), see
+    done = run_cli(shlex.split(see)[1:], cwd=REPO.parent)
+    assert done.returncode == 0 and "final (step 4)" in done.stdout, done.stderr
 
 
 def _wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 300) -> None:

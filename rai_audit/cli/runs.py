@@ -81,7 +81,7 @@ def probe(
         display.stderr.print(f"An identical run is already complete: {run.run_id} (use --fresh to run again).")
     elif outcome.resumed:
         display.stderr.print(f"Resumed run {run.run_id}.")
-    print_run(store, run.run_id)
+    print_run(store, run.run_id, db)
 
 
 
@@ -140,5 +140,5 @@ def show(
         payload = {"run": run_json(record), "metrics": [asdict(m) for m in store.metrics(record.run_id)]}
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
-    print_run(store, record.run_id)
+    print_run(store, record.run_id, db)
 
