@@ -101,14 +101,15 @@ def rai(*args, cwd=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "rai_audit", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
-def test_the_cli_lists_suites_and_needs_a_config_or_a_suite():
+def test_the_cli_lists_suites_and_needs_a_config_or_a_suite(tmp_path):
     listed = rai("suites")
     assert listed.returncode == 0 and listed.stdout.startswith("flan-appendix-c") and "11 probe instances" in listed.stdout
     assert rai("run", "--suite", "list").stdout == listed.stdout
     none = rai("run")
     assert none.returncode == 2 and "--suite flan-appendix-c" in none.stderr
-    no_tuned = rai("run", "--suite", "flan-appendix-c")
+    no_tuned = rai("run", "--suite", "flan-appendix-c", "--db", str(tmp_path / "new.sqlite"))
     assert no_tuned.returncode == 2 and "--tuned REF" in no_tuned.stderr and "plan" not in no_tuned.stderr
+    assert not (tmp_path / "new.sqlite").exists()  # the usage error created no store (a new user's trial found one)
 
 
 def test_run_plan_prints_the_plan_and_stops(tmp_path, shared_data):
