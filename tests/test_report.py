@@ -142,6 +142,22 @@ def test_report_sections(made):
     assert report["signoff"]["prepared_by"] == "Ada <b>L</b>" and set(report["signoff"]) >= {"reviewed_by", "approved_by", "date"}
 
 
+def test_decoding_set_per_probe_is_said_so_not_printed_as_null(tmp_path):
+    """Audit configs set decoding per probe (k, top_k, chat are probe parameters), so a run has no
+    run-wide decoding; the methodology table showed `null` and `None` there (a new user's trial)."""
+    store = FakeStore()
+    per_probe = {"probes": [{"name": "faketox", "params": {"k": 3, "max_new_tokens": 10}}]}
+    for run_id, tox in (("A", [0.1, 0.2, 0.6, 0.1]), ("B", [0.7, 0.2, 0.4, 0.9])):
+        store.add_run(run_id, {"faketox": tox_records(tox)}, scorer=SCORER, config=per_probe,
+                      metrics=[MetricRow("faketox", "expected_max_toxicity", "", sum(tox) / 4, 4, 0.0, 1.0)])
+    comp = compare_runs(store, "A", "B", n_boot=200, seed=0, probe_loader=fake_loader)
+    report = build_report(store, comparison=comp, gate=evaluate_gate(load_policy("demo"), comp), probe_loader=fake_loader)
+    html = write_report(report, tmp_path, "html")["html"].read_text(encoding="utf-8")
+    table = html[html.index("Decoding, seeds and chat template"):html.index("<h3>Scorer")]
+    assert "<code>null</code>" not in table and "<td>None</td>" not in table, table
+    assert table.count("set per probe (no run-wide setting)") == 2 and table.count("its <code>chat</code> parameter") == 2
+
+
 def test_every_format_verifies(made):
     store, _, _, _, paths = made
     for fmt, path in paths.items():
