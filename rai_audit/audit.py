@@ -83,6 +83,12 @@ def import_run_finetune():
     return run_finetune
 
 
+def check_tuned_model(cfg: AuditConfig) -> None:
+    """UserError (exit 2) when the audit has neither a tuned model nor a finetune to make one."""
+    if cfg.models.tuned is None and not cfg.finetune:
+        raise UserError(NO_TUNED_MODEL)
+
+
 def run_finetune_step(cfg: AuditConfig, *, store: ResultsStore, steps: int | None, progress: bool,
                       export_steps: list[int] | None = None) -> tuple[str, dict[str, Any], list[float]]:
     """Tune the base model as ``cfg.finetune`` says (exporting ``export_steps`` for a trajectory);
@@ -132,8 +138,7 @@ def run_audit(
     from rai_audit.notify import notify
 
     try:
-        if cfg.models.tuned is None and not cfg.finetune:  # before loading any data
-            raise UserError(NO_TUNED_MODEL)
+        check_tuned_model(cfg)  # before loading any data
         prepared = check_inputs(cfg, skip_missing)  # bad data or training data: exit 2 before the store is touched
         point_jobs = _point_jobs(cfg, prepared, skip_missing) if cfg.trajectory and cfg.trajectory.every else None
         with store.audit_lock(cfg.name, wait=wait):

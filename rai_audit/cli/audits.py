@@ -66,10 +66,9 @@ def run_cmd(
     if plan_only:
         _print_plan(cfg, skip_missing)
         return
-    if cfg.models.tuned is None and not cfg.finetune:  # a usage error leaves the store as it was (not even created)
-        from rai_audit.audit import NO_TUNED_MODEL
+    from rai_audit.audit import check_tuned_model
 
-        raise UserError(NO_TUNED_MODEL)
+    check_tuned_model(cfg)  # a usage error leaves the store as it was (not even created)
     store = open_store(cfg.store)
     with display.progress_bar(not state["quiet"]) as bar:
         outcome = run_audit(cfg, store=store, progress=bar, force=force,

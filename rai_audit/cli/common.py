@@ -80,20 +80,26 @@ def executor_options(executor: str, address: str | None, workers: int | None, gp
     return opts
 
 
+def db_flag(store: ResultsStore, db: str | None) -> str:
+    """`` --db URL`` for the commands a command prints when it was given --db, so they work as
+    printed from anywhere (quoted for a shell); "" when the store came from the default."""
+    import shlex
+
+    return f" --db {shlex.quote(store.display_url)}" if db else ""
+
+
 def print_run(store: ResultsStore, run_id: str, db: str | None = None) -> None:
     """A run's header, its trajectories and its metric tables; ``db`` (the --db given, if any)
     goes into the commands printed, so they work as printed."""
-    import shlex
-
     from rai_audit import display
 
     run = store.get_run(run_id)
     display.stdout.print(display.run_header(run))
-    db_flag = f" --db {shlex.quote(store.display_url)}" if db else ""
+    flag = db_flag(store, db)
     for point in store.trajectories_of_run(run.run_id):
         display.stdout.print(f"trajectory {point.trajectory_id[:12]}: {display.escape(point.label)} ({point.axis} axis)"
                              + (f", tuned by finetune run {point.finetune_run[:12]}" if point.finetune_run else "")
-                             + display.escape(f"; see: rai-audit trajectory show {point.trajectory_id[:12]}{db_flag}"),
+                             + display.escape(f"; see: rai-audit trajectory show {point.trajectory_id[:12]}{flag}"),
                              soft_wrap=True)  # one line, however long the store's path: a command to paste
     for table in display.metrics_tables(store.metrics(run.run_id), run.scorer):
         display.stdout.print(table)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from rai_audit.cli.app import app
-from rai_audit.cli.common import DB_HELP, open_existing_store
+from rai_audit.cli.common import DB_HELP, db_flag, open_existing_store
 from rai_audit.errors import UserError
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ def compare(
         return
     print_comparison(comp, all_rows)  # rendered before the save: a display bug leaves the store as it was
     cid = save_comparison(store, comp)
-    db_flag = f" --db {store.display_url}" if db else ""
-    typer.echo(f"comparison {cid}  (gate it: rai-audit gate {cid[:12]}{db_flag}; report: rai-audit report {cid[:12]}{db_flag})")
+    flag = db_flag(store, db)
+    typer.echo(f"comparison {cid}  (gate it: rai-audit gate {cid[:12]}{flag}; report: rai-audit report {cid[:12]}{flag})")
 
 
 def print_comparison(comp: Comparison, all_rows: bool) -> None:

@@ -27,6 +27,9 @@ app.add_typer(trajectory_app, name="trajectory")
 TRAJ_HELP = "Trajectory id, unique prefix, or 'latest'."
 POLICY_HELP = ("Gate policy (YAML path or bundled name: default, demo). Default: the policy recorded with the trajectory, "
                "else the bundled default.")
+BOOTSTRAP_HELP = ("Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored "
+                  "comparisons are reused), else 1000.")
+SEED_HELP = "Seed of the bootstraps and permutation tests. Default: the audit's, else 0."
 
 
 def _analyse(traj: str, db: str | None, policy: str | None, bootstrap: int | None, seed: int | None) -> TrajectoryAnalysis:
@@ -76,8 +79,8 @@ def list_(
 def show(
     traj: str = typer.Argument("latest", help=TRAJ_HELP),
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help=POLICY_HELP),
-    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored comparisons are reused), else 1000."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the bootstraps and permutation tests. Default: the audit's, else 0."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help=BOOTSTRAP_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the whole analysis as JSON."),
 ) -> None:
@@ -150,8 +153,8 @@ def _print_verdict(gate: dict[str, Any]) -> None:
 def gate(
     traj: str = typer.Argument("latest", help=TRAJ_HELP),
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help=POLICY_HELP),
-    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored comparisons are reused), else 1000."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the bootstraps and permutation tests. Default: the audit's, else 0."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help=BOOTSTRAP_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
@@ -187,8 +190,8 @@ def select(
     traj: str = typer.Argument("latest", help=TRAJ_HELP),
     policy: Optional[str] = typer.Option(None, "--policy", "-p", help=POLICY_HELP),
     by: str = typer.Option("latest", "--by", help="latest: the latest passing checkpoint; loss: the passing one with the lowest training loss."),
-    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help="Bootstrap resamples (comparisons and trends). Default: those the trajectory's audit used (its stored comparisons are reused), else 1000."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the bootstraps and permutation tests. Default: the audit's, else 0."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=100, help=BOOTSTRAP_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the selection as JSON."),
 ) -> None:

@@ -34,9 +34,7 @@ class BatchPolicy:
     def auto(cls, model: torch.nn.Module, device: torch.device, batch_size: int | None) -> "BatchPolicy":
         if device.type == "cuda":
             free, _total = torch.cuda.mem_get_info(device)
-            cfg = text_config(model)
-            hidden = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", 1024))
-            layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", 24))
+            hidden, layers = _width_and_depth(text_config(model))
             elem = next(model.parameters()).element_size()
             per_token = elem * hidden * (2 * layers + 24)  # KV for every layer + live activations
             tokens = int(0.35 * free / max(per_token, 1))
@@ -66,12 +64,18 @@ def text_config(model: torch.nn.Module):
     return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
 
 
+def _width_and_depth(cfg) -> tuple[int, int]:
+    """(hidden size, layers) under the names decoder-only and T5-style configs use."""
+    hidden = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None) or 1024)
+    layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", None) or 24)
+    return hidden, layers
+
+
 def kv_bytes_per_token(model: torch.nn.Module) -> int:
     """Bytes of keys and values one token takes in the cache of every layer, from the config
     (grouped-query attention stores only its key/value heads)."""
     cfg = text_config(model)
-    hidden = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None) or 1024)
-    layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", None) or 24)
+    hidden, layers = _width_and_depth(cfg)
     heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "num_heads", None) or 1)
     kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
     head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
